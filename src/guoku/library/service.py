@@ -1,0 +1,508 @@
+"""The voucher library service: create, check, seal, send, receive, accept, return, void,
+restore, revise, query, history and print — every call one transaction, audited.
+
+The service is the only caller of the lifecycle table and of the separation-of-duties check, so
+every path (CLI, web, node process, tests) obeys the same rules. A refused call raises a typed
+error, changes nothing, and leaves one ``refused`` entry in the audit log.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, TypeVar
+
+from sqlalchemy import Engine
+
+from guoku.domain import lifecycle
+from guoku.domain.controls import (
+    ACTION_EVENT,
+    Action,
+    Post,
+    check_permission,
+    check_separation,
+)
+from guoku.domain.document import VoucherDocument
+from guoku.domain.errors import Conflict, GuokuError, NotFound, PermissionDenied
+from guoku.domain.lifecycle import Event, State
+from guoku.domain.vouchers import voucher_type
+from guoku.library.ports import Clock, Sealer, SealVerifier, iso, system_clock
+from guoku.store import audit
+from guoku.store import repository as repo
+from guoku.store.repository import User, VoucherQuery, VoucherRow
+from guoku.store.tables import inbox, outbox
+from guoku.store.uow import UnitOfWork
+from guoku.xml.codec import from_xml, to_xml
+
+T = TypeVar("T")
+
+MAX_PAGE_SIZE: Final = 500
+SYSTEM_ACTOR: Final = "system"
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: list[VoucherRow]
+    total: int
+    page: int
+    page_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """签收/退回 receipt travelling back to the sender of a voucher version."""
+
+    admdiv: str
+    st_year: int
+    vt_code: str
+    voucher_no: str
+    version: int
+    outcome: str
+    reason: str | None
+    at: str
+
+    def to_json(self) -> bytes:
+        return json.dumps(_asdict(self), sort_keys=True, ensure_ascii=False).encode()
+
+    @classmethod
+    def from_json(cls, payload: bytes) -> Receipt:
+        data = json.loads(payload)
+        return cls(**{k: data[k] for k in cls.__slots__})
+
+
+def _asdict(obj: Any) -> dict[str, Any]:
+    return {k: getattr(obj, k) for k in obj.__slots__}
+
+
+class VoucherLibrary:
+    """One node's voucher library. ``party_codes`` are the parties this node serves."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        node_party: str,
+        sealer: Sealer,
+        verifier: SealVerifier,
+        clock: Clock = system_clock,
+    ) -> None:
+        self.engine = engine
+        self.node_party = node_party
+        self.sealer = sealer
+        self.verifier = verifier
+        self.clock = clock
+
+    # --- plumbing ----------------------------------------------------------------------------
+
+    def _user(self, uow: UnitOfWork, username: str) -> User:
+        user = repo.get_user(uow.conn, username)
+        if not user.active:
+            raise PermissionDenied(f"user {username} is disabled", user=username)
+        return user
+
+    def _refused(self, username: str, action: Action, exc: GuokuError, ref: str | None) -> None:
+        """Record a refusal in its own transaction: the refused work itself was rolled back."""
+        with UnitOfWork(self.engine) as uow:
+            try:
+                admdiv = repo.get_user(uow.conn, username).admdiv.code
+            except NotFound:
+                admdiv = "000000"
+            audit.append(
+                uow.conn, admdiv=admdiv, at=iso(self.clock()), actor=username,
+                action=action.value, outcome="refused", voucher_ref=ref,
+                detail={"code": exc.code, "message": exc.message},
+            )
+            uow.commit()
+
+    def _run(
+        self, username: str, action: Action, ref: str | None, work: Callable[[UnitOfWork], T]
+    ) -> T:
+        try:
+            with UnitOfWork(self.engine) as uow:
+                result = work(uow)
+                uow.commit()
+                return result
+        except GuokuError as exc:
+            self._refused(username, action, exc, ref)
+            raise
+
+    def _transition(
+        self, uow: UnitOfWork, user: User, row: VoucherRow, action: Action,
+        reason: str | None = None, **values: Any,
+    ) -> VoucherRow:
+        """Permission, separation of duties and the lifecycle table — in this one place."""
+        post = check_permission(user.username, user.grants, action, row.vt_code)
+        actors = {Action.CREATE: row.entered_by, Action.CHECK: row.checked_by,
+                  Action.SEAL: row.sealed_by}
+        check_separation(user.username, action, actors)
+        event = ACTION_EVENT[action]
+        new_state = lifecycle.next_state(State(row.state), event)
+        at = iso(self.clock())
+        repo.update_voucher(uow.conn, row.id, row.state, state=new_state.value, updated_at=at,
+                            **values)
+        self._record(uow, user.username, post, row, event, new_state, at, reason)
+        return repo.get_voucher(uow.conn, row.id, None)
+
+    def _record(
+        self, uow: UnitOfWork, actor: str, post: Post | None, row: VoucherRow, event: Event,
+        new_state: State, at: str, reason: str | None,
+    ) -> None:
+        repo.add_event(
+            uow.conn, voucher_id=row.id, admdiv=row.admdiv, event=event.value,
+            from_state=row.state, to_state=new_state.value, actor=actor,
+            post=post.value if post else None, reason=reason, at=at,
+        )
+        audit.append(
+            uow.conn, admdiv=row.admdiv, at=at, actor=actor,
+            post=post.value if post else None, action=event.value, voucher_ref=row.ref,
+            state_before=row.state, state_after=new_state.value,
+            detail={"reason": reason} if reason else None,
+        )
+
+    def _load(self, uow: UnitOfWork, user: User, voucher_id: int) -> VoucherRow:
+        """A user sees only vouchers of its own tenant (admdiv) that its party sent or received."""
+        row = repo.get_voucher(uow.conn, voucher_id, [user.admdiv.code])
+        if user.party.code not in (row.sender_party, row.receiver_party):
+            raise NotFound(f"no voucher {voucher_id}", voucher_id=voucher_id)
+        return row
+
+    def _act(
+        self, username: str, voucher_id: int, action: Action, side: str,
+        reason: str | None = None, **values: Any,
+    ) -> VoucherRow:
+        def work(uow: UnitOfWork) -> VoucherRow:
+            user = self._user(uow, username)
+            row = self._load(uow, user, voucher_id)
+            own = row.sender_party if side == "out" else row.receiver_party
+            if row.direction != side or own != user.party.code:
+                raise PermissionDenied(
+                    f"{action.value} belongs to the {'sender' if side == 'out' else 'receiver'}"
+                    " of the voucher", user=username, voucher_id=voucher_id,
+                )
+            return self._transition(uow, user, row, action, reason, **values)
+
+        return self._run(username, action, f"#{voucher_id}", work)
+
+    # --- sender side ---------------------------------------------------------------------------
+
+    def create(
+        self, username: str, vt_code: str, header: Mapping[str, str],
+        details: Sequence[Mapping[str, str]] = (), *, receiver: str,
+    ) -> VoucherRow:
+        """录入: validate, build the XML (XSD-checked) and store version 1 in draft."""
+
+        def work(uow: UnitOfWork) -> VoucherRow:
+            user = self._user(uow, username)
+            vtype = voucher_type(vt_code)
+            post = check_permission(username, user.grants, Action.CREATE, vtype.code)
+            doc = self._new_document(user, vtype.code, header, details, version=1)
+            return self._insert_draft(uow, user, post, doc, receiver, "create")
+
+        return self._run(username, Action.CREATE, f"{vt_code}/{header.get('VoucherNo')}", work)
+
+    def _new_document(
+        self, user: User, vt_code: str, header: Mapping[str, str],
+        details: Sequence[Mapping[str, str]], version: int,
+    ) -> VoucherDocument:
+        vtype = voucher_type(vt_code)
+        if user.party.kind is not vtype.sender:
+            raise PermissionDenied(
+                f"a {user.party.kind.value} may not issue {vtype.name} ({vtype.code}); "
+                f"its sender is {vtype.sender.value}", user=user.username, vt_code=vtype.code,
+            )
+        full = {**header, "VtCode": vtype.code, "AdmDivCode": header.get("AdmDivCode") or
+                user.admdiv.code}
+        if full["AdmDivCode"] != user.admdiv.code:
+            raise PermissionDenied(
+                f"user {user.username} works for admdiv {user.admdiv.code}, not "
+                f"{full['AdmDivCode']}", user=user.username,
+            )
+        return VoucherDocument(vtype, full, tuple(dict(d) for d in details), version)
+
+    def _insert_draft(
+        self, uow: UnitOfWork, user: User, post: Post | None, doc: VoucherDocument,
+        receiver: str, action: str,
+    ) -> VoucherRow:
+        target = repo.get_party(uow.conn, receiver)
+        if target.kind not in doc.vtype.receivers:
+            raise PermissionDenied(
+                f"{doc.vtype.name} goes to {[k.value for k in doc.vtype.receivers]}, "
+                f"not to {target.kind.value} {target.code}", receiver=receiver,
+            )
+        xml = to_xml(doc)
+        at = iso(self.clock())
+        voucher_id = repo.insert_voucher(
+            uow.conn, admdiv=doc.header["AdmDivCode"], st_year=doc.year, vt_code=doc.vt_code,
+            voucher_no=doc.voucher_no, version=doc.version, direction="out",
+            state=lifecycle.INITIAL_CREATED.value, amount_fen=doc.amount.fen,
+            vou_date=doc.header["VouDate"], sender_party=user.party.code,
+            receiver_party=target.code, xml=xml, entered_by=user.username, print_count=0,
+            is_current=True, created_at=at, updated_at=at,
+        )
+        row = repo.get_voucher(uow.conn, voucher_id, None)
+        repo.add_event(
+            uow.conn, voucher_id=voucher_id, admdiv=row.admdiv, event=action, from_state=None,
+            to_state=row.state, actor=user.username, post=post.value if post else None,
+            reason=None, at=at,
+        )
+        audit.append(
+            uow.conn, admdiv=row.admdiv, at=at, actor=user.username,
+            post=post.value if post else None, action=action, voucher_ref=row.ref,
+            state_after=row.state, detail={"amount": doc.amount.wire()},
+        )
+        return row
+
+    def check(self, username: str, voucher_id: int) -> VoucherRow:
+        """审核."""
+        return self._act(username, voucher_id, Action.CHECK, "out", checked_by=username)
+
+    def uncheck(self, username: str, voucher_id: int, reason: str) -> VoucherRow:
+        return self._act(username, voucher_id, Action.UNCHECK, "out", reason, checked_by=None)
+
+    def seal(self, username: str, voucher_id: int) -> VoucherRow:
+        """盖章: every seal position of the type, through the sealer (signing server, USB key)."""
+
+        def work(uow: UnitOfWork) -> VoucherRow:
+            user = self._user(uow, username)
+            row = self._load(uow, user, voucher_id)
+            # permission, separation and state are checked before any signature is made
+            check_permission(username, user.grants, Action.SEAL, row.vt_code)
+            check_separation(username, Action.SEAL, {Action.CREATE: row.entered_by,
+                                                     Action.CHECK: row.checked_by})
+            lifecycle.next_state(State(row.state), Event.SEAL)
+            sealed = self.sealer.seal(from_xml(row.xml), user, self.clock())
+            return self._transition(uow, user, row, Action.SEAL, sealed_by=username,
+                                    xml=to_xml(sealed))
+
+        return self._run(username, Action.SEAL, f"#{voucher_id}", work)
+
+    def send(self, username: str, voucher_id: int) -> VoucherRow:
+        """发送: the state change and the outgoing message commit together (outbox)."""
+
+        def work(uow: UnitOfWork) -> VoucherRow:
+            user = self._user(uow, username)
+            row = self._load(uow, user, voucher_id)
+            if row.direction != "out":
+                raise PermissionDenied("only the sender sends a voucher", voucher_id=voucher_id)
+            new = self._transition(uow, user, row, Action.SEND)
+            self._enqueue(uow, new, new.sender_party, new.receiver_party, "voucher", new.xml)
+            return new
+
+        return self._run(username, Action.SEND, f"#{voucher_id}", work)
+
+    def _enqueue(
+        self, uow: UnitOfWork, row: VoucherRow, sender: str, receiver: str, kind: str,
+        payload: bytes,
+    ) -> None:
+        uow.conn.execute(
+            outbox.insert().values(
+                message_id=uuid.uuid4().hex, admdiv=row.admdiv, sender_party=sender,
+                receiver_party=receiver, kind=kind, vt_code=row.vt_code, voucher_id=row.id,
+                payload=payload,
+                created_at=iso(self.clock()),
+            )
+        )
+
+    def void(self, username: str, voucher_id: int, reason: str) -> VoucherRow:
+        """作废."""
+        return self._act(username, voucher_id, Action.VOID, "out", reason)
+
+    def restore(self, username: str, voucher_id: int) -> VoucherRow:
+        """恢复: back to draft; earlier review and seals no longer count."""
+
+        def work(uow: UnitOfWork) -> VoucherRow:
+            user = self._user(uow, username)
+            row = self._load(uow, user, voucher_id)
+            unstamped = to_xml(from_xml(row.xml).without_stamps())
+            return self._transition(uow, user, row, Action.RESTORE, None, checked_by=None,
+                                    sealed_by=None, xml=unstamped)
+
+        return self._run(username, Action.RESTORE, f"#{voucher_id}", work)
+
+    def revise(
+        self, username: str, voucher_id: int, changes: Mapping[str, str],
+        details: Sequence[Mapping[str, str]] | None = None,
+    ) -> VoucherRow:
+        """A corrected voucher: a new version of the same voucher no; the old one is superseded."""
+
+        def work(uow: UnitOfWork) -> VoucherRow:
+            user = self._user(uow, username)
+            row = self._load(uow, user, voucher_id)
+            old = from_xml(row.xml)
+            header = {**old.header, **changes, "VoucherNo": old.voucher_no,
+                      "AdmDivCode": old.header["AdmDivCode"]}
+            lines = old.details if details is None else tuple(dict(d) for d in details)
+            doc = self._new_document(user, row.vt_code, header, lines, row.version + 1)
+            self._transition(uow, user, row, Action.REVISE, None, is_current=False)
+            post = check_permission(username, user.grants, Action.REVISE, row.vt_code)
+            return self._insert_draft(uow, user, post, doc, row.receiver_party, "revise")
+
+        return self._run(username, Action.REVISE, f"#{voucher_id}", work)
+
+    # --- receiver side -------------------------------------------------------------------------
+
+    def receive(
+        self, sender: str, receiver: str, message_id: str, kind: str, payload: bytes
+    ) -> str:
+        """Take one message from a peer: a voucher (verified, stored as received) or a receipt.
+
+        Idempotent by message id (inbox): a duplicate is acknowledged and changes nothing.
+        Returns ``"stored"``, ``"duplicate"`` or ``"applied"``.
+        """
+        try:
+            with UnitOfWork(self.engine) as uow:
+                if uow.conn.execute(
+                    inbox.select().where(inbox.c.message_id == message_id)
+                ).first():
+                    return "duplicate"
+                if kind == "voucher":
+                    admdiv = self._store_received(uow, sender, receiver, payload)
+                    outcome = "stored"
+                elif kind == "receipt":
+                    admdiv = self._apply_receipt(uow, sender, Receipt.from_json(payload))
+                    outcome = "applied"
+                else:
+                    raise NotFound(f"unknown message kind {kind!r}")
+                uow.conn.execute(inbox.insert().values(
+                    message_id=message_id, sender_party=sender, admdiv=admdiv, kind=kind,
+                    received_at=iso(self.clock()),
+                ))
+                uow.commit()
+                return outcome
+        except GuokuError as exc:
+            self._refused(SYSTEM_ACTOR, Action.ACCEPT, exc, f"msg:{message_id}")
+            raise
+
+    def _store_received(
+        self, uow: UnitOfWork, sender: str, receiver: str, payload: bytes
+    ) -> str:
+        doc = from_xml(payload)  # hardened parse, XSD and domain validation
+        sender_party = repo.get_party(uow.conn, sender)
+        if sender_party.kind is not doc.vtype.sender:
+            raise PermissionDenied(
+                f"{sender} ({sender_party.kind.value}) may not send {doc.vtype.code}",
+                sender=sender,
+            )
+        target = repo.get_party(uow.conn, receiver)
+        if target.kind not in doc.vtype.receivers:
+            raise PermissionDenied(f"{doc.vt_code} is not addressed to a {target.kind.value}",
+                                   receiver=receiver)
+        self.verifier.verify(doc, sender_party, self.clock())
+        existing = repo.find_voucher(uow.conn, *doc.key, "in")
+        if existing is not None:
+            if existing.xml == payload:
+                return existing.admdiv
+            raise Conflict(f"a different {doc.vt_code}/{doc.voucher_no} v{doc.version} "
+                           "was received already", voucher_no=doc.voucher_no)
+        at = iso(self.clock())
+        voucher_id = repo.insert_voucher(
+            uow.conn, admdiv=doc.header["AdmDivCode"], st_year=doc.year, vt_code=doc.vt_code,
+            voucher_no=doc.voucher_no, version=doc.version, direction="in",
+            state=lifecycle.INITIAL_RECEIVED.value, amount_fen=doc.amount.fen,
+            vou_date=doc.header["VouDate"], sender_party=sender, receiver_party=receiver,
+            xml=payload, print_count=0, is_current=True, created_at=at, updated_at=at,
+        )
+        row = repo.get_voucher(uow.conn, voucher_id, None)
+        repo.add_event(uow.conn, voucher_id=voucher_id, admdiv=row.admdiv, event="receive",
+                       from_state=None, to_state=row.state, actor=SYSTEM_ACTOR, post=None,
+                       reason=None, at=at)
+        audit.append(uow.conn, admdiv=row.admdiv, at=at, actor=SYSTEM_ACTOR, action="receive",
+                     voucher_ref=row.ref, state_after=row.state, detail={"sender": sender})
+        return row.admdiv
+
+    def _apply_receipt(self, uow: UnitOfWork, sender: str, receipt: Receipt) -> str:
+        row = repo.find_voucher(uow.conn, receipt.admdiv, receipt.st_year, receipt.vt_code,
+                                receipt.voucher_no, receipt.version, "out")
+        if row is None or row.receiver_party != sender:
+            raise NotFound(f"receipt for unknown voucher {receipt.vt_code}/{receipt.voucher_no}")
+        event = Event.ACCEPT if receipt.outcome == "accepted" else Event.RETURN
+        new_state = lifecycle.next_state(State(row.state), event)
+        at = iso(self.clock())
+        repo.update_voucher(uow.conn, row.id, row.state, state=new_state.value, updated_at=at,
+                            return_reason=receipt.reason)
+        self._record(uow, f"{SYSTEM_ACTOR}:{sender}", None, row, event, new_state, at,
+                     receipt.reason)
+        return row.admdiv
+
+    def _answer(self, username: str, voucher_id: int, action: Action,
+                reason: str | None) -> VoucherRow:
+        def work(uow: UnitOfWork) -> VoucherRow:
+            user = self._user(uow, username)
+            row = self._load(uow, user, voucher_id)
+            if row.direction != "in" or row.receiver_party != user.party.code:
+                raise PermissionDenied(f"only the receiver may {action.value} a voucher",
+                                       voucher_id=voucher_id)
+            new = self._transition(uow, user, row, action, reason, return_reason=reason)
+            receipt = Receipt(new.admdiv, new.st_year, new.vt_code, new.voucher_no, new.version,
+                              new.state, reason, new.updated_at)
+            self._enqueue(uow, new, new.receiver_party, new.sender_party, "receipt",
+                          receipt.to_json())
+            return new
+
+        return self._run(username, action, f"#{voucher_id}", work)
+
+    def accept(self, username: str, voucher_id: int) -> VoucherRow:
+        """签收: the receipt goes back to the sender in the same transaction."""
+        return self._answer(username, voucher_id, Action.ACCEPT, None)
+
+    def return_(self, username: str, voucher_id: int, reason: str) -> VoucherRow:
+        """退回 with a reason, which travels to the sender."""
+        if not reason.strip():
+            raise PermissionDenied("a return needs a reason")
+        return self._answer(username, voucher_id, Action.RETURN, reason.strip())
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def get(self, username: str, voucher_id: int) -> VoucherRow:
+        with UnitOfWork(self.engine) as uow:
+            return self._load(uow, self._user(uow, username), voucher_id)
+
+    def query(
+        self, username: str, q: VoucherQuery | None = None, page: int = 1, page_size: int = 50,
+        all_tenants: bool = False,
+    ) -> Page:
+        """Vouchers of the caller's tenant; an administrator may ask for every tenant."""
+        page, page_size = max(page, 1), min(max(page_size, 1), MAX_PAGE_SIZE)
+        with UnitOfWork(self.engine) as uow:
+            user = self._user(uow, username)
+            if all_tenants and not user.holds(Post.ADMIN):
+                raise PermissionDenied("only an administrator may query across tenants")
+            tenants = None if all_tenants else [user.admdiv.code]
+            items, total = repo.query_vouchers(uow.conn, q or VoucherQuery(), tenants, page,
+                                               page_size)
+            if not all_tenants:
+                items = [r for r in items if user.party.code in (r.sender_party,
+                                                                   r.receiver_party)]
+            return Page(items, total, page, page_size)
+
+    def history(self, username: str, voucher_id: int) -> list[dict[str, Any]]:
+        """Every event of every version of the voucher, oldest first (凭证版本 and trail)."""
+        with UnitOfWork(self.engine) as uow:
+            row = self._load(uow, self._user(uow, username), voucher_id)
+            versions = repo.versions_of(uow.conn, row)
+            by_id = {v.id: v.version for v in versions}
+            events = repo.events_of(uow.conn, list(by_id))
+            return [
+                {"version": by_id[e.voucher_id], "event": e.event, "from": e.from_state,
+                 "to": e.to_state, "actor": e.actor, "post": e.post, "reason": e.reason,
+                 "at": e.at}
+                for e in events
+            ]
+
+    def print_(self, username: str, voucher_id: int) -> int:
+        """Controlled printing: count every print; returns this print's number (1 = original)."""
+
+        def work(uow: UnitOfWork) -> int:
+            user = self._user(uow, username)
+            row = self._load(uow, user, voucher_id)
+            post = check_permission(username, user.grants, Action.PRINT, row.vt_code)
+            count = row.print_count + 1
+            at = iso(self.clock())
+            repo.update_voucher(uow.conn, row.id, row.state, print_count=count, updated_at=at)
+            audit.append(uow.conn, admdiv=row.admdiv, at=at, actor=username,
+                         post=post.value if post else None, action="print",
+                         voucher_ref=row.ref, detail={"print_no": count})
+            return count
+
+        return self._run(username, Action.PRINT, f"#{voucher_id}", work)

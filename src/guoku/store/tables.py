@@ -1,0 +1,177 @@
+"""The node database schema. Alembic migrations in ``migrations/`` create exactly these tables.
+
+One database per voucher-library node. ``direction`` tells a node's own vouchers (``out``) from
+those it received (``in``); the idempotency key of a voucher version is
+(admdiv, year, type, voucher no, version, direction).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+TS = String(32)
+"""Timestamps are ISO-8601 UTC strings with microseconds: sortable and engine-neutral."""
+
+admdivs = Table(
+    "admdivs",
+    metadata,
+    Column("code", String(6), primary_key=True),
+    Column("name", String(60), nullable=False),
+    Column("level", String(12), nullable=False),
+    Column("parent_code", String(6), nullable=True),
+)
+
+parties = Table(
+    "parties",
+    metadata,
+    Column("code", String(42), primary_key=True),
+    Column("kind", String(12), nullable=False),
+    Column("name", String(60), nullable=False),
+    Column("admdiv", String(6), ForeignKey("admdivs.code"), nullable=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("name", String(60), nullable=False),
+    Column("party_code", String(42), ForeignKey("parties.code"), nullable=False),
+    Column("admdiv", String(6), ForeignKey("admdivs.code"), nullable=False),
+    Column("password_hash", String(200), nullable=True),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("created_at", TS, nullable=False),
+)
+
+user_posts = Table(
+    "user_posts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("post", String(16), nullable=False),
+    Column("vt_code", String(4), nullable=False),
+    UniqueConstraint("user_id", "post", "vt_code", name="uq_user_posts_grant"),
+)
+
+vouchers = Table(
+    "vouchers",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("admdiv", String(6), nullable=False),
+    Column("st_year", Integer, nullable=False),
+    Column("vt_code", String(4), nullable=False),
+    Column("voucher_no", String(42), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("direction", String(3), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("amount_fen", BigInteger, nullable=False),
+    Column("vou_date", String(8), nullable=False),
+    Column("sender_party", String(42), nullable=False),
+    Column("receiver_party", String(42), nullable=False),
+    Column("xml", LargeBinary, nullable=False),
+    Column("entered_by", String(64), nullable=True),
+    Column("checked_by", String(64), nullable=True),
+    Column("sealed_by", String(64), nullable=True),
+    Column("return_reason", String(200), nullable=True),
+    Column("print_count", Integer, nullable=False, default=0),
+    Column("is_current", Boolean, nullable=False, default=True),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    UniqueConstraint(
+        "admdiv", "st_year", "vt_code", "voucher_no", "version", "direction",
+        name="uq_vouchers_key",
+    ),
+    Index("ix_vouchers_query", "admdiv", "vt_code", "state", "vou_date"),
+)
+
+voucher_events = Table(
+    "voucher_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("voucher_id", Integer, ForeignKey("vouchers.id"), nullable=False, index=True),
+    Column("admdiv", String(6), nullable=False),
+    Column("event", String(16), nullable=False),
+    Column("from_state", String(16), nullable=True),
+    Column("to_state", String(16), nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("post", String(16), nullable=True),
+    Column("reason", String(200), nullable=True),
+    Column("at", TS, nullable=False),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("message_id", String(64), nullable=False, unique=True),
+    Column("admdiv", String(6), nullable=False),
+    Column("sender_party", String(42), nullable=False),
+    Column("receiver_party", String(42), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("vt_code", String(4), nullable=False),
+    Column("voucher_id", Integer, ForeignKey("vouchers.id"), nullable=True),
+    Column("payload", LargeBinary, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("published_at", TS, nullable=True),
+    Index("ix_outbox_pending", "published_at", "id"),
+)
+
+inbox = Table(
+    "inbox",
+    metadata,
+    Column("message_id", String(64), primary_key=True),
+    Column("sender_party", String(42), nullable=False),
+    Column("admdiv", String(6), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("received_at", TS, nullable=False),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("admdiv", String(6), nullable=False),
+    Column("at", TS, nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("post", String(16), nullable=True),
+    Column("action", String(32), nullable=False),
+    Column("voucher_ref", String(80), nullable=True),
+    Column("state_before", String(16), nullable=True),
+    Column("state_after", String(16), nullable=True),
+    Column("outcome", String(8), nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+"""One row (id=1): the chain's last seq and hash. Appenders lock it, so the chain stays a line
+under concurrent writers on PostgreSQL, and a deleted tail is detected."""
