@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass
+from datetime import date
 from typing import Final
 
 from guoku.domain.money import WIRE_PATTERN
@@ -62,7 +63,18 @@ class FieldSpec:
         pattern = PATTERNS.get(self.kind)
         if pattern is not None and not re.fullmatch(pattern, value):
             return f"{self.name} value {value!r} is not a valid {self.kind.value}"
+        if self.kind is FieldKind.DATE and not _is_calendar_date(value):
+            return f"{self.name} value {value!r} is not a date that exists"
         return None
+
+
+def _is_calendar_date(value: str) -> bool:
+    """The XSD pattern checks the shape; the calendar (Feb 29, 30-day months) is checked here."""
+    try:
+        date(int(value[:4]), int(value[4:6]), int(value[6:8]))
+    except ValueError:
+        return False
+    return True
 
 
 def _f(name: str, kind: FieldKind, required: bool, max_length: int, label: str) -> FieldSpec:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 from typing import Final
 
 from guoku.domain.errors import AmountInvalid
@@ -16,8 +16,11 @@ from guoku.domain.errors import AmountInvalid
 MAX_FEN: Final = 10**17 - 1
 """Largest amount a voucher may carry: 15 integer digits of yuan and 2 of fen (NUMERIC(17,2))."""
 
-_WIRE = re.compile(r"^-?(0|[1-9][0-9]{0,14})\.[0-9]{2}$")
+_WIRE = re.compile(r"-?(0|[1-9][0-9]{0,14})\.[0-9]{2}")
 """Wire form: always two decimals, no exponent, no plus sign, no leading zeros."""
+
+_EXACT = Context(prec=60, traps=[InvalidOperation])
+"""Enough digits that no amount within MAX_FEN is ever rounded silently."""
 
 WIRE_PATTERN: Final = r"-?(0|[1-9][0-9]{0,14})\.[0-9]{2}"
 
@@ -37,7 +40,7 @@ class Amount:
     @classmethod
     def parse(cls, text: str) -> Amount:
         """Parse the wire form ``"1234.50"``; anything else is refused."""
-        if not isinstance(text, str) or not _WIRE.match(text):
+        if not isinstance(text, str) or not _WIRE.fullmatch(text):
             raise AmountInvalid(f"amount {text!r} is not of the form 1234.50")
         return cls.from_decimal(Decimal(text))
 
@@ -45,11 +48,14 @@ class Amount:
     def from_decimal(cls, value: Decimal) -> Amount:
         if not isinstance(value, Decimal):
             raise AmountInvalid(f"amount must be Decimal, got {type(value).__name__}")
+        if not value.is_finite():
+            raise AmountInvalid(f"amount {value} is not a finite number")
+        exponent = value.as_tuple().exponent
+        assert isinstance(exponent, int)
+        if exponent < -2 and value != value.quantize(Decimal("0.01"), context=_EXACT):
+            raise AmountInvalid(f"amount {value} has fractions of a fen")
         try:
-            fen = value * 100
-            if fen != fen.to_integral_value():
-                raise AmountInvalid(f"amount {value} has fractions of a fen")
-            return cls(int(fen))
+            return cls(int(value.scaleb(2, context=_EXACT)))
         except InvalidOperation as exc:
             raise AmountInvalid(f"amount {value} is not a number") from exc
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from guoku.domain.errors import ValidationError
 
-_ADMDIV = re.compile(r"^[1-9][0-9]{5}$")
+_ADMDIV = re.compile(r"[1-9][0-9]{5}")
 
 
 class PartyKind(enum.StrEnum):
@@ -40,7 +40,7 @@ class AdmDiv:
     code: str
 
     def __post_init__(self) -> None:
-        if not isinstance(self.code, str) or not _ADMDIV.match(self.code):
+        if not isinstance(self.code, str) or not _ADMDIV.fullmatch(self.code):
             raise ValidationError(f"admdiv {self.code!r} is not a six-digit division code")
 
     @property
