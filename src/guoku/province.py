@@ -64,9 +64,21 @@ SENDER_POSTS = {
 """The four desks of a party in one county: 录入, 审核, 盖章+发送, 签收+打印."""
 
 
-def desks(prefix: str, party: str, admdiv: str, label: str) -> list[UserSpec]:
+_SURNAMES = "张王李赵刘陈杨黄周吴徐孙马朱胡郭何林罗高"
+_GIVEN = ("伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "洋", "艳", "勇", "军", "杰", "娟", "涛",
+          "明", "超", "秀兰", "霞", "平", "刚", "桂英")
+
+
+def person_name(seed: str) -> str:
+    """A deterministic two- or three-character Chinese name for a demo clerk (私章 needs one)."""
+    n = sum((i + 1) * ord(c) for i, c in enumerate(seed))
+    return _SURNAMES[n % len(_SURNAMES)] + _GIVEN[(n // len(_SURNAMES)) % len(_GIVEN)]
+
+
+def desks(prefix: str, party: str, admdiv: str) -> list[UserSpec]:
     return [
-        UserSpec(f"{prefix}-{admdiv}-{desk}", f"{label}{admdiv}{desk}", party, admdiv, posts)
+        UserSpec(f"{prefix}-{admdiv}-{desk}", person_name(f"{prefix}-{admdiv}-{desk}"), party,
+                 admdiv, posts)
         for desk, posts in SENDER_POSTS.items()
     ]
 
@@ -94,12 +106,12 @@ def demo_province() -> ProvinceSpec:
     ]
     users: list[UserSpec] = []
     for county, unit in (("533103", "U533103001"), ("533102", "U533102001")):
-        users += desks("fin", f"F{county}", county, "财政")
-        users += desks("unit", unit, county, "单位")
-        users += desks("icbc", "B-ICBC", county, "工行")
-        users += desks("abc", "B-ABC", county, "农行")
-        users += desks("pboc", "P530000", county, "国库")
-    users += desks("fin", "F530000", "530000", "财政")
+        users += desks("fin", f"F{county}", county)
+        users += desks("unit", unit, county)
+        users += desks("icbc", "B-ICBC", county)
+        users += desks("abc", "B-ABC", county)
+        users += desks("pboc", "P530000", county)
+    users += desks("fin", "F530000", "530000")
     users += [
         UserSpec("admin-finance", "财政系统管理员", "F530000", "530000", (Post.ADMIN,)),
         UserSpec("admin-pboc", "国库系统管理员", "P530000", "530000", (Post.ADMIN,)),

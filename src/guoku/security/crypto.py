@@ -133,6 +133,9 @@ class SM2PublicKey:
             raise SignatureInvalid("SM2 signature does not verify") from exc
         except ValueError as exc:
             raise SignatureInvalid(f"malformed SM2 signature: {exc}") from exc
+        except t_exceptions.InternalError as exc:
+            # Tongsuo reports a signature that is not DER SEQUENCE { r, s } as an internal error.
+            raise SignatureInvalid("malformed SM2 signature: not DER (r, s)") from exc
 
     def is_valid_signature(self, signature: bytes, data: bytes) -> bool:
         try:

@@ -58,7 +58,7 @@ class OfficialSealSigner(Protocol):
     """The signing server's client, as the sealer needs it."""
 
     def seal_sign(
-        self, *, username: str, post: str, party_code: str, kind: SealKind, data: bytes,
+        self, *, username: str, post: Post, party_code: str, kind: SealKind, data: bytes,
         now: datetime, property_info: str = "",
     ) -> bytes: ...
 
@@ -99,7 +99,7 @@ class VoucherSealer:
                 der = self.personal(user.username).seal_sign(data, at, info)
             else:
                 der = self.official.seal_sign(
-                    username=user.username, post=Post.SEAL.value, party_code=user.party.code,
+                    username=user.username, post=Post.SEAL, party_code=user.party.code,
                     kind=position.kind, data=data, now=at, property_info=info,
                 )
             stamps[position.no] = base64.b64encode(der).decode("ascii")
@@ -113,6 +113,7 @@ class StampReport:
     seal_name: str
     es_id: str
     signer: str
+    party: str
     signed_at: datetime
 
 
@@ -135,7 +136,12 @@ class VoucherVerifier:
         if extra:
             raise StampUnexpected(f"voucher {doc.voucher_no} has stamps at unknown positions "
                                   f"{extra}", voucher_no=doc.voucher_no)
-        return [self._position(doc, p, data, sender_code, at) for p in expected.values()]
+        reports = [self._position(doc, p, data, sender_code, at) for p in expected.values()]
+        parties = {r.party for r in reports}
+        if len(parties) > 1:
+            raise SealWrongParty(f"the stamps of {doc.voucher_no} come from different parties "
+                                 f"{sorted(parties)}", voucher_no=doc.voucher_no)
+        return reports
 
     def _position(
         self, doc: VoucherDocument, position: SealPosition, data: bytes,
@@ -149,9 +155,9 @@ class VoucherVerifier:
             )
         info = verify_seal_signature(_b64(stamp, position), data, at, self.trust)
         _check_kind(info, position)
-        _check_party(info, position, sender_code)
+        party = _check_party(info, position, sender_code)
         return StampReport(position.no, position.kind.value, info.seal.name, info.seal.es_id,
-                           info.signer_cert.subject, info.signed_at)
+                           info.signer_cert.subject, party, info.signed_at)
 
 
 def _b64(stamp: str, position: SealPosition) -> bytes:
@@ -170,7 +176,8 @@ def _check_kind(info: SealSignatureInfo, position: SealPosition) -> None:
         )
 
 
-def _check_party(info: SealSignatureInfo, position: SealPosition, sender: str | None) -> None:
+def _check_party(info: SealSignatureInfo, position: SealPosition, sender: str | None) -> str:
+    """The party the stamp was applied for; it must be the sender (when known)."""
     holder = info.signer_cert.holder
     if holder is None:
         raise SealWrongParty(f"the signer certificate of stamp {position.no} names no party")
@@ -189,3 +196,4 @@ def _check_party(info: SealSignatureInfo, position: SealPosition, sender: str | 
         raise SealWrongParty(
             f"personal stamp {position.no} was not applied by its holder under the seal post"
         )
+    return holder.party_code

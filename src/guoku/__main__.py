@@ -1,0 +1,5 @@
+"""``python -m guoku`` is the ``guoku`` command."""
+
+from guoku.cli import main
+
+main()
