@@ -27,6 +27,7 @@ from guoku.domain.parties import Party
 from guoku.domain.seals import SealKind, SealPosition
 from guoku.security.certs import TrustStore
 from guoku.security.seals import (
+    CLOCK_SKEW,
     SealInvalid,
     SealSignatureInfo,
     verify_seal_signature,
@@ -153,7 +154,12 @@ class VoucherVerifier:
                 f"voucher {doc.voucher_no} lacks the {position.kind.chinese} at position "
                 f"{position.no}", voucher_no=doc.voucher_no, position=position.no,
             )
-        info = verify_seal_signature(_b64(stamp, position), data, at, self.trust)
+        # judged at the signing time (a later revocation does not undo a stamp made before it);
+        # ``at`` only bounds the signing time from above: no stamps from the future
+        info = verify_seal_signature(_b64(stamp, position), data, None, self.trust)
+        if at is not None and info.signed_at > at + CLOCK_SKEW:
+            raise SealInvalid(f"stamp {position.no} claims a signing time {info.signed_at} after "
+                              f"{at}", position=position.no)
         _check_kind(info, position)
         party = _check_party(info, position, sender_code)
         return StampReport(position.no, position.kind.value, info.seal.name, info.seal.es_id,

@@ -357,7 +357,7 @@ class _Handler(BaseHTTPRequestHandler):
         route = _ROUTES.get(path) if method == "POST" else None
         is_cert = method == "GET" and path.startswith(CERTIFICATE_PATH)
         if route is None and not is_cert:
-            self._discard_body()
+            self.close_connection = True  # the body, if any, is not read
             raise NotFound(f"no endpoint {method} {path}")
         header = self.headers.get("Authorization", "")
         token = header[7:].strip() if header[:7].lower() == "bearer " else ""
@@ -367,9 +367,6 @@ class _Handler(BaseHTTPRequestHandler):
             return {"certificate": _b64(client.institution_certificate(party).der)}
         assert route is not None
         return route(client, self._body(), self.server.clock)
-
-    def _discard_body(self) -> None:
-        self.close_connection = True
 
     def _body(self) -> dict[str, Any]:
         if self.headers.get("Transfer-Encoding"):
@@ -518,6 +515,8 @@ class HttpSigningClient:
 
     def _call(self, method: str, path: str, payload: dict[str, Any] | None) -> dict[str, Any]:
         body = None if payload is None else json.dumps(payload).encode()
+        if body is not None and len(body) > MAX_REQUEST_BYTES:
+            raise RequestTooLarge(f"request of {len(body)} bytes; the limit is {MAX_REQUEST_BYTES}")
         headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
         if body is not None:
             headers["Content-Type"] = "application/json"

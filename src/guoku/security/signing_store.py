@@ -376,6 +376,8 @@ class AuditLog:
             if stored not in (None, EMPTY_HEAD):
                 raise StoreCorrupt(f"{self.path} is missing or empty but its head says {stored}")
             return EMPTY_HEAD
+        if entry_hash(last.entry, last.prev_hash, sm3) != last.hash:
+            raise StoreCorrupt(f"the last entry of {self.path} does not match its hash: edited")
         tip = (last.entry.seq, last.hash)
         if stored == tip:
             return tip
