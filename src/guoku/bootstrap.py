@@ -10,7 +10,6 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from guoku.library.admin import install
-from guoku.library.network import EmbeddedNetwork
 from guoku.library.ports import Clock, Sealer, SealVerifier, system_clock
 from guoku.library.service import VoucherLibrary
 from guoku.province import NodeSpec, ProvinceSpec
@@ -43,13 +42,6 @@ def build_node(
     engine = open_engine(url)
     install(engine, province, spec, clock, default_password)
     return Node(spec, engine, VoucherLibrary(engine, spec.node_party, sealer, verifier, clock))
-
-
-def embedded_network(nodes: list[Node]) -> EmbeddedNetwork:
-    network = EmbeddedNetwork()
-    for node in nodes:
-        network.attach(node.library, list(node.spec.parties))
-    return network
 
 
 def workspace_urls(workdir: Path, province: ProvinceSpec) -> dict[str, str]:

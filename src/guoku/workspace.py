@@ -17,15 +17,23 @@ from datetime import datetime
 from pathlib import Path
 from typing import Final
 
-from guoku.bootstrap import Node, build_node, embedded_network, workspace_urls
-from guoku.library.network import EmbeddedNetwork
+from guoku.bootstrap import Node, build_node, workspace_urls
 from guoku.library.ports import Clock, system_clock
 from guoku.province import ProvinceSpec, demo_province
 from guoku.security.certs import TrustStore
 from guoku.security.personal_seal import UsbPersonalSeal
-from guoku.security.provision import Secrets, provision, read_tokens, signing_dir, usb_path
+from guoku.security.provision import (
+    Secrets,
+    provision,
+    read_directory,
+    read_tokens,
+    signing_dir,
+    usb_path,
+)
 from guoku.security.sealing import VoucherSealer, VoucherVerifier
 from guoku.security.signing_server import LocalSigningClient, SigningService
+from guoku.transport.embedded import EmbeddedTransport
+from guoku.transport.messenger import Messenger
 
 DEMO_SECRETS: Final = Secrets(
     passphrase="guoku-demo-passphrase", user_pin="246810", so_pin="13579086",
@@ -33,6 +41,17 @@ DEMO_SECRETS: Final = Secrets(
 )
 """Demo only: a real deployment reads these from its operators, never from code."""
 DEMO_PASSWORD: Final = "guoku-demo"
+
+
+@dataclass
+class EmbeddedNetwork:
+    """All nodes' messengers over the in-process transport."""
+
+    messengers: dict[str, Messenger]
+    transport: EmbeddedTransport
+
+    def pump(self, duplicate: bool = False) -> int:
+        return self.transport.pump(self.messengers.values(), duplicate)
 
 
 @dataclass
@@ -84,7 +103,9 @@ def open_workspace(
     tokens = read_tokens(security)
     urls = urls or workspace_urls(workdir, province)
     verifier = VoucherVerifier(trust)
+    certificates = read_directory(security)
     nodes: dict[str, Node] = {}
+    messengers: dict[str, Messenger] = {}
     services: list[SigningService] = []
     for spec in province.nodes:
         service = SigningService.open(signing_dir(security, spec), secrets.passphrase)
@@ -95,7 +116,9 @@ def open_workspace(
             return UsbPersonalSeal.open(usb_path(security, username), secrets.user_pin)
 
         sealer = VoucherSealer(client, personal)
-        nodes[spec.name] = build_node(urls[spec.name], province, spec, sealer, verifier, clock,
-                                      DEMO_PASSWORD)
-    return Workspace(workdir, province, nodes, embedded_network(list(nodes.values())), trust,
-                     services)
+        node = build_node(urls[spec.name], province, spec, sealer, verifier, clock, DEMO_PASSWORD)
+        nodes[spec.name] = node
+        messengers[spec.name] = Messenger(spec, province, node.library, client, certificates,
+                                          trust, clock)
+    network = EmbeddedNetwork(messengers, EmbeddedTransport())
+    return Workspace(workdir, province, nodes, network, trust, services)

@@ -61,7 +61,7 @@ def test_a_direct_payment_voucher_travels_from_entry_to_accepted(province: Works
     fin = province.node_for(f"F{MANGSHI}").library
     assert fin.get(f"fin-{MANGSHI}-entry", row.id).state == "accepted"
     events = [e["event"] for e in fin.history(f"fin-{MANGSHI}-entry", row.id)]
-    assert events == ["create", "check", "seal", "send", "accept"]
+    assert events == ["create", "check", "seal", "send", "deliver", "accept"]
     for node in province.nodes.values():
         assert audit.verify(node.engine)[1] is None
 

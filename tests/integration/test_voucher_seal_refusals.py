@@ -4,7 +4,9 @@ incomplete input delivered to the receiving node: refused, nothing stored, the r
 from __future__ import annotations
 
 import base64
+import json
 import shutil
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,7 +33,7 @@ from guoku.security.seals import (
     make_seal,
     sign_with_seal,
 )
-from guoku.store.tables import audit_log, vouchers
+from guoku.store.tables import audit_log, inbox, outbox, vouchers
 from guoku.workspace import DEMO_SECRETS, Workspace, open_workspace
 from guoku.xml.canonical import canonical_bytes
 from guoku.xml.codec import from_xml, to_xml
@@ -58,25 +60,36 @@ def _sealed(ws: Workspace, no: str) -> bytes:
     return fin.seal(SEALER, row.id).xml
 
 
-def _deliver(ws: Workspace, payload: bytes, sender: str = f"F{COUNTY}") -> None:
-    ws.node_for("B-ICBC").library.receive(sender, "B-ICBC", f"m-{len(payload)}-{id(payload)}",
-                                          "voucher", payload)
+def _deliver(ws: Workspace, payload: bytes, sender: str = f"F{COUNTY}") -> str:
+    message_id = uuid.uuid4().hex
+    outcome = ws.node_for("B-ICBC").library.receive(sender, "B-ICBC", message_id, "voucher",
+                                                    payload)
+    return f"{outcome}:{message_id}"
 
 
-def _assert_refused(ws: Workspace, payload: bytes, error: type[GuokuError],
-                    sender: str = f"F{COUNTY}") -> GuokuError:
+def _assert_refused(ws: Workspace, payload: bytes, error: type[GuokuError] | str,
+                    sender: str = f"F{COUNTY}") -> dict[str, str]:
+    """Refused: nothing stored, the refusal audited, an error receipt queued for the sender."""
+    code = error if isinstance(error, str) else error.code
     bank = ws.node_for("B-ICBC").engine
     with bank.connect() as conn:
         refused_before = conn.execute(select(func.count()).select_from(audit_log)
                                       .where(audit_log.c.outcome == "refused")).scalar_one()
-    with pytest.raises(error) as caught:
-        _deliver(ws, payload, sender)
+    outcome, message_id = _deliver(ws, payload, sender).split(":")
+    assert outcome == "refused"
     with bank.connect() as conn:
         assert conn.execute(select(func.count()).select_from(vouchers)).scalar_one() == 0
         refused = conn.execute(select(func.count()).select_from(audit_log)
                                .where(audit_log.c.outcome == "refused")).scalar_one()
+        seen = conn.execute(select(inbox).where(inbox.c.message_id == message_id)).one()
+        answer = conn.execute(select(outbox).where(outbox.c.kind == "error")).one()
     assert refused == refused_before + 1
-    return caught.value
+    detail: dict[str, str] = json.loads(seen.detail)
+    assert detail["code"] == code, detail
+    error_receipt = json.loads(answer.payload)
+    assert (answer.receiver_party, error_receipt["ref"], error_receipt["code"]) == (
+        sender, message_id, code)
+    return detail
 
 
 def _restamp(payload: bytes, position: str, der: bytes | None) -> bytes:
@@ -90,7 +103,7 @@ def _restamp(payload: bytes, position: str, der: bytes | None) -> bytes:
 
 
 def test_an_intact_voucher_is_accepted_by_the_receiving_node(ws: Workspace) -> None:
-    _deliver(ws, _sealed(ws, "S0001"))
+    assert _deliver(ws, _sealed(ws, "S0001")).startswith("stored:")
     with ws.node_for("B-ICBC").engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(vouchers)).scalar_one() == 1
 
@@ -101,8 +114,7 @@ def test_a_field_changed_after_sealing_is_refused(ws: Workspace) -> None:
 
 
 def test_a_voucher_sealed_by_another_party_is_refused(ws: Workspace) -> None:
-    error = _assert_refused(ws, _sealed(ws, "S0003"), GuokuError, sender="F533102")
-    assert error.code == "SEAL_WRONG_PARTY"
+    _assert_refused(ws, _sealed(ws, "S0003"), "SEAL_WRONG_PARTY", sender="F533102")
 
 
 def test_a_seal_forged_under_an_unknown_ca_is_refused(ws: Workspace, tmp_path: Path) -> None:
@@ -132,8 +144,8 @@ def test_a_stamp_by_a_revoked_certificate_is_refused(ws: Workspace) -> None:
     payload = _sealed(ws, "S0005")  # sealed after the revocation
     bank = ws.node_for("B-ICBC").library
     bank.verifier = VoucherVerifier(TrustStore.from_directory(ws.workdir / "trust-after"))
-    error = _assert_refused(ws, payload, SealChainInvalid)
-    assert error.details.get("cause") == "CERTIFICATE_REVOKED"
+    detail = _assert_refused(ws, payload, SealChainInvalid)
+    assert "CERTIFICATE_REVOKED" in detail["reason"]
 
 
 def test_a_stamp_made_after_the_seal_expired_is_refused(ws: Workspace) -> None:

@@ -8,6 +8,12 @@ allocation comes back returned and finance voids it). Restore (恢复) brings a 
 draft, so it must be reviewed and sealed again — seals made before the void are never reused.
 A returned or voided voucher may be revised: the old version becomes superseded and a new version
 of the same voucher number starts in draft (凭证版本).
+
+On the wire (the middleware): a sent voucher becomes delivered when the receiving node stored it,
+failed when the receiver refused the envelope with an error receipt (错误回执), and
+indeterminate when no receipt came within its time limit — never silently pending. A status
+query settles an indeterminate voucher (delivered, accepted, returned, failed) or, when the
+receiver never got it, sends it again.
 """
 
 from __future__ import annotations
@@ -25,6 +31,9 @@ class State(enum.StrEnum):
     CHECKED = "checked"
     SEALED = "sealed"
     SENT = "sent"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    INDETERMINATE = "indeterminate"
     RECEIVED = "received"
     ACCEPTED = "accepted"
     RETURNED = "returned"
@@ -47,6 +56,14 @@ class Event(enum.StrEnum):
     RESTORE = "restore"
     REVISE = "revise"
     """A corrected version replaces this one (凭证版本)."""
+    DELIVER = "deliver"
+    """回执: the receiving node stored the voucher."""
+    FAIL = "fail"
+    """错误回执: the receiving node refused the message, with a reason."""
+    TIME_OUT = "time_out"
+    """No receipt within the voucher's time limit."""
+    RESEND = "resend"
+    """The status query found the receiver never got it: the same message goes again."""
 
 
 INITIAL_CREATED: Final = State.DRAFT
@@ -60,17 +77,30 @@ TRANSITIONS: Final[Mapping[tuple[State, Event], State]] = MappingProxyType(
         (State.CHECKED, Event.UNCHECK): State.DRAFT,
         (State.CHECKED, Event.SEAL): State.SEALED,
         (State.SEALED, Event.SEND): State.SENT,
+        (State.SENT, Event.DELIVER): State.DELIVERED,
         (State.SENT, Event.ACCEPT): State.ACCEPTED,
         (State.SENT, Event.RETURN): State.RETURNED,
+        (State.SENT, Event.FAIL): State.FAILED,
+        (State.SENT, Event.TIME_OUT): State.INDETERMINATE,
+        (State.DELIVERED, Event.ACCEPT): State.ACCEPTED,
+        (State.DELIVERED, Event.RETURN): State.RETURNED,
+        (State.DELIVERED, Event.TIME_OUT): State.INDETERMINATE,
+        (State.INDETERMINATE, Event.DELIVER): State.DELIVERED,
+        (State.INDETERMINATE, Event.ACCEPT): State.ACCEPTED,
+        (State.INDETERMINATE, Event.RETURN): State.RETURNED,
+        (State.INDETERMINATE, Event.FAIL): State.FAILED,
+        (State.INDETERMINATE, Event.RESEND): State.SENT,
         (State.RECEIVED, Event.ACCEPT): State.ACCEPTED,
         (State.RECEIVED, Event.RETURN): State.RETURNED,
         (State.DRAFT, Event.VOID): State.VOID,
         (State.CHECKED, Event.VOID): State.VOID,
         (State.SEALED, Event.VOID): State.VOID,
         (State.RETURNED, Event.VOID): State.VOID,
+        (State.FAILED, Event.VOID): State.VOID,
         (State.VOID, Event.RESTORE): State.DRAFT,
         (State.RETURNED, Event.REVISE): State.SUPERSEDED,
         (State.VOID, Event.REVISE): State.SUPERSEDED,
+        (State.FAILED, Event.REVISE): State.SUPERSEDED,
     }
 )
 

@@ -8,8 +8,6 @@ error, changes nothing, and leaves one ``refused`` entry in the audit log.
 
 from __future__ import annotations
 
-import json
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
@@ -25,14 +23,15 @@ from guoku.domain.controls import (
     check_separation,
 )
 from guoku.domain.document import VoucherDocument
-from guoku.domain.errors import Conflict, GuokuError, NotFound, PermissionDenied
+from guoku.domain.errors import GuokuError, NotFound, PermissionDenied
 from guoku.domain.lifecycle import Event, State
 from guoku.domain.vouchers import voucher_type
+from guoku.library import messages as msg
+from guoku.library.inbound import Inbound
 from guoku.library.ports import Clock, Sealer, SealVerifier, iso, system_clock
 from guoku.store import audit
 from guoku.store import repository as repo
 from guoku.store.repository import User, VoucherQuery, VoucherRow
-from guoku.store.tables import inbox, outbox
 from guoku.store.uow import UnitOfWork
 from guoku.xml.codec import from_xml, to_xml
 
@@ -48,32 +47,6 @@ class Page:
     total: int
     page: int
     page_size: int
-
-
-@dataclass(frozen=True, slots=True)
-class Receipt:
-    """签收/退回 receipt travelling back to the sender of a voucher version."""
-
-    admdiv: str
-    st_year: int
-    vt_code: str
-    voucher_no: str
-    version: int
-    outcome: str
-    reason: str | None
-    at: str
-
-    def to_json(self) -> bytes:
-        return json.dumps(_asdict(self), sort_keys=True, ensure_ascii=False).encode()
-
-    @classmethod
-    def from_json(cls, payload: bytes) -> Receipt:
-        data = json.loads(payload)
-        return cls(**{k: data[k] for k in cls.__slots__})
-
-
-def _asdict(obj: Any) -> dict[str, Any]:
-    return {k: getattr(obj, k) for k in obj.__slots__}
 
 
 class VoucherLibrary:
@@ -92,6 +65,7 @@ class VoucherLibrary:
         self.sealer = sealer
         self.verifier = verifier
         self.clock = clock
+        self.inbound = Inbound(self)
 
     # --- plumbing ----------------------------------------------------------------------------
 
@@ -141,22 +115,24 @@ class VoucherLibrary:
         at = iso(self.clock())
         repo.update_voucher(uow.conn, row.id, row.state, state=new_state.value, updated_at=at,
                             **values)
-        self._record(uow, user.username, post, row, event, new_state, at, reason)
+        self.record(uow, user.username, post, row, event.value, row.state, new_state.value, at,
+                    reason)
         return repo.get_voucher(uow.conn, row.id, None)
 
-    def _record(
-        self, uow: UnitOfWork, actor: str, post: Post | None, row: VoucherRow, event: Event,
-        new_state: State, at: str, reason: str | None,
+    def record(
+        self, uow: UnitOfWork, actor: str, post: Post | None, row: VoucherRow, event: str,
+        state_before: str | None, state_after: str, at: str, reason: str | None,
     ) -> None:
+        """The voucher's own trail and the node's audit chain, in the caller's transaction."""
         repo.add_event(
-            uow.conn, voucher_id=row.id, admdiv=row.admdiv, event=event.value,
-            from_state=row.state, to_state=new_state.value, actor=actor,
+            uow.conn, voucher_id=row.id, admdiv=row.admdiv, event=event,
+            from_state=state_before, to_state=state_after, actor=actor,
             post=post.value if post else None, reason=reason, at=at,
         )
         audit.append(
             uow.conn, admdiv=row.admdiv, at=at, actor=actor,
-            post=post.value if post else None, action=event.value, voucher_ref=row.ref,
-            state_before=row.state, state_after=new_state.value,
+            post=post.value if post else None, action=event, voucher_ref=row.ref,
+            state_before=state_before, state_after=state_after,
             detail={"reason": reason} if reason else None,
         )
 
@@ -241,16 +217,7 @@ class VoucherLibrary:
             is_current=True, created_at=at, updated_at=at,
         )
         row = repo.get_voucher(uow.conn, voucher_id, None)
-        repo.add_event(
-            uow.conn, voucher_id=voucher_id, admdiv=row.admdiv, event=action, from_state=None,
-            to_state=row.state, actor=user.username, post=post.value if post else None,
-            reason=None, at=at,
-        )
-        audit.append(
-            uow.conn, admdiv=row.admdiv, at=at, actor=user.username,
-            post=post.value if post else None, action=action, voucher_ref=row.ref,
-            state_after=row.state, detail={"amount": doc.amount.wire()},
-        )
+        self.record(uow, user.username, post, row, action, None, row.state, at, None)
         return row
 
     def check(self, username: str, voucher_id: int) -> VoucherRow:
@@ -291,18 +258,11 @@ class VoucherLibrary:
 
         return self._run(username, Action.SEND, f"#{voucher_id}", work)
 
-    def _enqueue(
-        self, uow: UnitOfWork, row: VoucherRow, sender: str, receiver: str, kind: str,
-        payload: bytes,
-    ) -> None:
-        uow.conn.execute(
-            outbox.insert().values(
-                message_id=uuid.uuid4().hex, admdiv=row.admdiv, sender_party=sender,
-                receiver_party=receiver, kind=kind, vt_code=row.vt_code, voucher_id=row.id,
-                payload=payload,
-                created_at=iso(self.clock()),
-            )
-        )
+    def _enqueue(self, uow: UnitOfWork, row: VoucherRow, sender: str, receiver: str,
+                 kind: str, payload: bytes) -> None:
+        msg.enqueue(uow.conn, at=iso(self.clock()), admdiv=row.admdiv, sender=sender,
+                    receiver=receiver, kind=kind, vt_code=row.vt_code, voucher_id=row.id,
+                    payload=payload)
 
     def void(self, username: str, voucher_id: int, reason: str) -> VoucherRow:
         """作废."""
@@ -345,85 +305,12 @@ class VoucherLibrary:
     def receive(
         self, sender: str, receiver: str, message_id: str, kind: str, payload: bytes
     ) -> str:
-        """Take one message from a peer: a voucher (verified, stored as received) or a receipt.
+        """Apply one item from a peer exactly once (see :mod:`guoku.library.inbound`)."""
+        return self.inbound.receive(sender, receiver, message_id, kind, payload)
 
-        Idempotent by message id (inbox): a duplicate is acknowledged and changes nothing.
-        Returns ``"stored"``, ``"duplicate"`` or ``"applied"``.
-        """
-        try:
-            with UnitOfWork(self.engine) as uow:
-                if uow.conn.execute(
-                    inbox.select().where(inbox.c.message_id == message_id)
-                ).first():
-                    return "duplicate"
-                if kind == "voucher":
-                    admdiv = self._store_received(uow, sender, receiver, payload)
-                    outcome = "stored"
-                elif kind == "receipt":
-                    admdiv = self._apply_receipt(uow, sender, Receipt.from_json(payload))
-                    outcome = "applied"
-                else:
-                    raise NotFound(f"unknown message kind {kind!r}")
-                uow.conn.execute(inbox.insert().values(
-                    message_id=message_id, sender_party=sender, admdiv=admdiv, kind=kind,
-                    received_at=iso(self.clock()),
-                ))
-                uow.commit()
-                return outcome
-        except GuokuError as exc:
-            self._refused(SYSTEM_ACTOR, Action.ACCEPT, exc, f"msg:{message_id}")
-            raise
-
-    def _store_received(
-        self, uow: UnitOfWork, sender: str, receiver: str, payload: bytes
-    ) -> str:
-        doc = from_xml(payload)  # hardened parse, XSD and domain validation
-        sender_party = repo.get_party(uow.conn, sender)
-        if sender_party.kind is not doc.vtype.sender:
-            raise PermissionDenied(
-                f"{sender} ({sender_party.kind.value}) may not send {doc.vtype.code}",
-                sender=sender,
-            )
-        target = repo.get_party(uow.conn, receiver)
-        if target.kind not in doc.vtype.receivers:
-            raise PermissionDenied(f"{doc.vt_code} is not addressed to a {target.kind.value}",
-                                   receiver=receiver)
-        self.verifier.verify(doc, sender_party, self.clock())
-        existing = repo.find_voucher(uow.conn, *doc.key, "in")
-        if existing is not None:
-            if existing.xml == payload:
-                return existing.admdiv
-            raise Conflict(f"a different {doc.vt_code}/{doc.voucher_no} v{doc.version} "
-                           "was received already", voucher_no=doc.voucher_no)
-        at = iso(self.clock())
-        voucher_id = repo.insert_voucher(
-            uow.conn, admdiv=doc.header["AdmDivCode"], st_year=doc.year, vt_code=doc.vt_code,
-            voucher_no=doc.voucher_no, version=doc.version, direction="in",
-            state=lifecycle.INITIAL_RECEIVED.value, amount_fen=doc.amount.fen,
-            vou_date=doc.header["VouDate"], sender_party=sender, receiver_party=receiver,
-            xml=payload, print_count=0, is_current=True, created_at=at, updated_at=at,
-        )
-        row = repo.get_voucher(uow.conn, voucher_id, None)
-        repo.add_event(uow.conn, voucher_id=voucher_id, admdiv=row.admdiv, event="receive",
-                       from_state=None, to_state=row.state, actor=SYSTEM_ACTOR, post=None,
-                       reason=None, at=at)
-        audit.append(uow.conn, admdiv=row.admdiv, at=at, actor=SYSTEM_ACTOR, action="receive",
-                     voucher_ref=row.ref, state_after=row.state, detail={"sender": sender})
-        return row.admdiv
-
-    def _apply_receipt(self, uow: UnitOfWork, sender: str, receipt: Receipt) -> str:
-        row = repo.find_voucher(uow.conn, receipt.admdiv, receipt.st_year, receipt.vt_code,
-                                receipt.voucher_no, receipt.version, "out")
-        if row is None or row.receiver_party != sender:
-            raise NotFound(f"receipt for unknown voucher {receipt.vt_code}/{receipt.voucher_no}")
-        event = Event.ACCEPT if receipt.outcome == "accepted" else Event.RETURN
-        new_state = lifecycle.next_state(State(row.state), event)
-        at = iso(self.clock())
-        repo.update_voucher(uow.conn, row.id, row.state, state=new_state.value, updated_at=at,
-                            return_reason=receipt.reason)
-        self._record(uow, f"{SYSTEM_ACTOR}:{sender}", None, row, event, new_state, at,
-                     receipt.reason)
-        return row.admdiv
+    def sweep(self) -> int:
+        """Time limits: overdue vouchers become indeterminate and are queried."""
+        return self.inbound.sweep(self.clock())
 
     def _answer(self, username: str, voucher_id: int, action: Action,
                 reason: str | None) -> VoucherRow:
@@ -434,10 +321,10 @@ class VoucherLibrary:
                 raise PermissionDenied(f"only the receiver may {action.value} a voucher",
                                        voucher_id=voucher_id)
             new = self._transition(uow, user, row, action, reason, return_reason=reason)
-            receipt = Receipt(new.admdiv, new.st_year, new.vt_code, new.voucher_no, new.version,
-                              new.state, reason, new.updated_at)
-            self._enqueue(uow, new, new.receiver_party, new.sender_party, "receipt",
-                          receipt.to_json())
+            receipt = msg.Receipt(new.admdiv, new.st_year, new.vt_code, new.voucher_no,
+                                  new.version, new.state, reason, new.updated_at)
+            self._enqueue(uow, new, new.receiver_party, new.sender_party, msg.RECEIPT,
+                          msg.dump(receipt))
             return new
 
         return self._run(username, action, f"#{voucher_id}", work)

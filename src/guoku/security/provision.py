@@ -7,6 +7,7 @@ Lays out under one directory::
     signing/<node>/             each node's signing server: institution keys and official seals
     usb/<username>.token        each sealing clerk's USB key: key pair, personal certificate,
                                 personal seal (私章)
+    directory/<party>.pem       every party's institution certificate (to encrypt envelopes to)
     secrets.json                the signing-server client tokens of each node (0600)
 
 Every party's official seals are made by the seal-making authority (电子印章制作中心, a
@@ -76,6 +77,19 @@ def signing_dir(root: Path, node: NodeSpec) -> Path:
     return root / "signing" / node.name
 
 
+def publish_certificate(directory: Path, party_code: str, cert: Certificate) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"{party_code}.pem").write_bytes(cert.pem)
+
+
+def read_directory(root: Path) -> dict[str, Certificate]:
+    """Institution certificates by party code (validated against the trust when used)."""
+    return {
+        p.stem: Certificate.from_pem(p.read_bytes())
+        for p in sorted((root / "directory").glob("*.pem"))
+    }
+
+
 def read_tokens(root: Path) -> dict[str, str]:
     data: dict[str, str] = json.loads((root / "secrets.json").read_text())
     return data
@@ -110,18 +124,19 @@ def _node_signing_server(
 ) -> str:
     with SigningService.create(signing_dir(root, node), secrets.passphrase, admin=ADMIN,
                                kdf_iterations=secrets.kdf_iterations) as service:
-        return _hold_party_keys(service, ca, province, node, maker, now)
+        return _hold_party_keys(root, service, ca, province, node, maker, now)
 
 
 def _hold_party_keys(
-    service: SigningService, ca: CertificateAuthority, province: ProvinceSpec, node: NodeSpec,
-    maker: tuple[SM2PrivateKey, Certificate], now: datetime,
+    root: Path, service: SigningService, ca: CertificateAuthority, province: ProvinceSpec,
+    node: NodeSpec, maker: tuple[SM2PrivateKey, Certificate], now: datetime,
 ) -> str:
     for code in node.parties:
         party = province.party(code)
         key = SM2PrivateKey.generate()
         cert = ca.issue_institution(party.code, party.name, key.public_key(), now)
         service.add_institution_key(party.code, key, cert, admin=ADMIN)
+        publish_certificate(root / "directory", party.code, cert)
         for kind in official_kinds(party):
             seal = _make_seal(f"{party.code}-{kind.value}", party.name, kind, [cert], maker, now)
             es_id = service.add_seal(seal, admin=ADMIN)

@@ -96,6 +96,12 @@ class ServerBusy(GuokuError):
     code = "SIGNING_SERVER_BUSY"
 
 
+class ListenFailed(Conflict):
+    """The address is taken or not ours to bind."""
+
+    code = "SIGNING_SERVER_LISTEN_FAILED"
+
+
 class SigningServerUnavailable(GuokuError):
     """The signing server could not be reached or answered something that is not its API."""
 
@@ -246,22 +252,37 @@ def _batch(c: LocalSigningClient, body: dict[str, Any], clock: Clock) -> dict[st
     return {"signatures": [_b64(s) for s in c.batch_seal_sign([_request(i, clock) for i in items])]}
 
 
-_ROUTES: Final[Mapping[str, Route]] = {
-    "/v1/seal-sign": _seal_sign,
-    "/v1/seal-sign/batch": _batch,
-    "/v1/sign": lambda c, b, _: {
-        "signature": _b64(c.sign(_field(b, "party_code"), _bytes(b, "data")))
-    },
-    "/v1/verify": lambda c, b, _: {
-        "valid": c.verify(_bytes(b, "certificate"), _bytes(b, "signature"), _bytes(b, "data"))
-    },
-    "/v1/encrypt": lambda c, b, _: {
-        "ciphertext": _b64(c.encrypt(_bytes(b, "certificate"), _bytes(b, "data")))
-    },
-    "/v1/decrypt": lambda c, b, _: {
-        "plaintext": _b64(c.decrypt(_field(b, "party_code"), _bytes(b, "ciphertext")))
-    },
+def _certificate(c: LocalSigningClient, body: dict[str, Any], _: Clock) -> dict[str, Any]:
+    return {"certificate": _b64(c.institution_certificate(_field(body, "party_code")).der)}
+
+
+_ROUTES: Final[Mapping[str, tuple[str, Route]]] = {
+    "/v1/seal-sign": ("seal_sign", _seal_sign),
+    "/v1/seal-sign/batch": ("batch_seal_sign", _batch),
+    "/v1/sign": (
+        "sign",
+        lambda c, b, _: {"signature": _b64(c.sign(_field(b, "party_code"), _bytes(b, "data")))},
+    ),
+    "/v1/verify": (
+        "verify",
+        lambda c, b, _: {
+            "valid": c.verify(_bytes(b, "certificate"), _bytes(b, "signature"), _bytes(b, "data"))
+        },
+    ),
+    "/v1/encrypt": (
+        "encrypt",
+        lambda c, b, _: {
+            "ciphertext": _b64(c.encrypt(_bytes(b, "certificate"), _bytes(b, "data")))
+        },
+    ),
+    "/v1/decrypt": (
+        "decrypt",
+        lambda c, b, _: {
+            "plaintext": _b64(c.decrypt(_field(b, "party_code"), _bytes(b, "ciphertext")))
+        },
+    ),
 }
+"""POST path -> (the audited action name, the handler)."""
 
 
 # --- the server --------------------------------------------------------------------------
@@ -320,6 +341,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: SigningHTTPServer
     protocol_version = "HTTP/1.1"
     timeout = REQUEST_TIMEOUT_S
+    disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms delayed-ACK stall
     server_version = "guoku-signing-server"
     sys_version = ""
 
@@ -328,6 +350,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         self._serve("POST")
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Protocol-level errors (bad request line, unsupported method) as JSON too."""
+        self.close_connection = True
+        reason = message or self.responses.get(code, ("error",))[0]
+        self._send(code, {"code": f"HTTP_{code}", "message": reason})
 
     def log_message(self, format: str, *args: Any) -> None:
         if self.server.verbose:
@@ -354,19 +382,34 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.leave()
 
     def _route(self, method: str, path: str) -> dict[str, Any]:
-        route = _ROUTES.get(path) if method == "POST" else None
-        is_cert = method == "GET" and path.startswith(CERTIFICATE_PATH)
-        if route is None and not is_cert:
+        """Authenticate before reading the body: a caller without a token learns nothing and
+        costs no parsing (its connection is closed, its body never read)."""
+        if method == "POST" and path in _ROUTES:
+            action, route = _ROUTES[path]
+        elif method == "GET" and path.startswith(CERTIFICATE_PATH):
+            action, route = "institution_certificate", _certificate
+        else:
             self.close_connection = True  # the body, if any, is not read
             raise NotFound(f"no endpoint {method} {path}")
         header = self.headers.get("Authorization", "")
         token = header[7:].strip() if header[:7].lower() == "bearer " else ""
-        client = LocalSigningClient(self.server.service, token)
-        if is_cert:
-            party = unquote(path[len(CERTIFICATE_PATH) :])
-            return {"certificate": _b64(client.institution_certificate(party).der)}
-        assert route is not None
-        return route(client, self._body(), self.server.clock)
+        service = self.server.service
+        try:
+            client = service.authenticate(token, action)
+        except ClientUnknown:
+            self.close_connection = True
+            raise
+        try:
+            if method == "POST":
+                body = self._body()
+            else:
+                body = {"party_code": unquote(path[len(CERTIFICATE_PATH) :])}
+            return route(LocalSigningClient(service, token), body, self.server.clock)
+        except (RequestInvalid, RequestTooLarge, ClockSkew) as exc:  # refused before the service
+            service.record_event(
+                action, client.name, outcome="refused", error=exc.code, reason=exc.message[:500]
+            )
+            raise
 
     def _body(self) -> dict[str, Any]:
         if self.headers.get("Transfer-Encoding"):
@@ -414,7 +457,10 @@ def serve(
 
     The service is left open (the caller closes it); start and stop are audited.
     """
-    server = SigningHTTPServer((host, port), service, verbose=verbose)
+    try:
+        server = SigningHTTPServer((host, port), service, verbose=verbose)
+    except OSError as exc:
+        raise ListenFailed(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
     stop = threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGTERM, signal.SIGINT)}
     worker = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2})

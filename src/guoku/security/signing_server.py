@@ -26,9 +26,11 @@ Design and figures: docs/decisions/0007-signing-server.md.
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -71,6 +73,9 @@ DEFAULT_KDF_ITERATIONS: Final = ca.DEFAULT_KDF_ITERATIONS
 MAX_DATA_BYTES: Final = 8 * 1024 * 1024
 """Largest document one stamp or signature covers (a voucher is a few kilobytes)."""
 MAX_BATCH: Final = 5_000
+MAX_SIGNING_THREADS: Final = 4
+"""Threads one batch stamps on (bounded again by the CPU count)."""
+_PARALLEL_MIN: Final = 16
 MAX_ENCRYPT_BYTES: Final = 255
 """GmSSL's SM2 plaintext limit: SM2 encryption wraps SM4 envelope keys, not documents."""
 MAX_CIPHERTEXT_BYTES: Final = 1024
@@ -275,8 +280,7 @@ class SigningService:
         except BaseException:
             lock.release()
             raise
-        with service._audited("admin.create", admin, kdf_iterations=kdf_iterations):
-            pass
+        service._append("admin.create", admin, "ok", kdf_iterations=kdf_iterations)
         return service
 
     @classmethod
@@ -544,10 +548,7 @@ class SigningService:
                     plans[slot] = self._plan(client, r)
                 chosen.append(plans[slot])
             facts.update(_batch_facts(checked, chosen))
-            return [
-                sign_with_seal(p.seal, p.key, p.cert_der, r.data, p.at, r.property_info)
-                for r, p in zip(checked, chosen, strict=True)
-            ]
+            return _stamp_all(checked, chosen)
 
     def sign(self, token: str, party_code: str, data: bytes) -> bytes:
         """Raw SM2 signature (SM3, default signer ID) with ``party_code``'s institution key."""
@@ -622,9 +623,10 @@ class SigningService:
         """Walk the audit log's hash chain; the first break, or None when intact."""
         return self._audit.verify()
 
-    def record_event(self, action: str, actor: str, **detail: Any) -> None:
-        """Audit a server life-cycle event (``server.start``, ``server.stop``)."""
-        self._append(action, actor, "ok", **detail)
+    def record_event(self, action: str, actor: str, outcome: str = "ok", **detail: Any) -> None:
+        """Audit what happens around the service: ``server.start``, ``server.stop``, and a
+        transport's refusal of a malformed request (outcome ``refused``)."""
+        self._append(action, actor, outcome, **detail)
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -665,12 +667,22 @@ class SigningService:
     def _audited(
         self, action: str, actor: str, *, party: str = "", post: str | None = None, **detail: Any
     ) -> Iterator[dict[str, Any]]:
-        """Run an operation; append one audit entry whatever its outcome (refusals too)."""
+        """Run an operation; append one audit entry whatever its outcome (refusals too).
+
+        The entry of a success is written before the result is returned: no signature leaves
+        the server unaudited. An administrator's name is checked like a username.
+        """
         facts = dict(detail)
         try:
+            if action.startswith("admin."):
+                check_username(actor)
             yield facts
         except GuokuError as exc:
             facts.update(error=exc.code, reason=exc.message[:500])
+            self._append(action, actor, "refused", party=party, post=post, **facts)
+            raise
+        except Exception as exc:  # a fault, not a refusal: audited, then raised as it is
+            facts.update(error="INTERNAL_ERROR", reason=type(exc).__name__)
             self._append(action, actor, "refused", party=party, post=post, **facts)
             raise
         self._append(action, actor, "ok", party=party, post=post, **facts)
@@ -743,6 +755,21 @@ class SigningService:
                 "next_authorization": self._next_auth,
             }
         )
+
+
+def _stamp(request: SealRequest, plan: _Plan) -> bytes:
+    return sign_with_seal(
+        plan.seal, plan.key, plan.cert_der, request.data, plan.at, request.property_info
+    )
+
+
+def _stamp_all(requests: Sequence[SealRequest], plans: Sequence[_Plan]) -> list[bytes]:
+    """Stamp on a few threads: the SM2/SM3 work runs in C without the GIL (≈ 1.5× on 2 cores)."""
+    workers = min(MAX_SIGNING_THREADS, os.cpu_count() or 1, len(requests) // _PARALLEL_MIN)
+    if workers < 2:
+        return list(map(_stamp, requests, plans))
+    with ThreadPoolExecutor(workers, thread_name_prefix="seal-sign") as pool:
+        return list(pool.map(_stamp, requests, plans))
 
 
 def _batch_facts(items: Sequence[SealRequest], plans: Sequence[_Plan]) -> dict[str, Any]:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import fcntl
 import hmac
 import json
@@ -259,9 +258,8 @@ def _canonical(state: Mapping[str, Any]) -> bytes:
 class StateFile:
     """``signing.json``: verifier and GMAC keys derived from the passphrase; atomic rewrites."""
 
-    def __init__(self, path: Path, verifier: bytes, mac_key: bytes, kdf: dict[str, Any]) -> None:
-        self.path = path
-        self._verifier, self._mac_key, self.kdf = verifier, mac_key, kdf
+    def __init__(self, path: Path, mac_key: bytes, kdf: dict[str, Any]) -> None:
+        self.path, self._mac_key, self.kdf = path, mac_key, kdf
 
     @classmethod
     def new(cls, path: Path, passphrase: str, iterations: int) -> StateFile:
@@ -273,7 +271,7 @@ class StateFile:
             "salt": base64.b64encode(salt).decode(),
             "verifier": sm3(verifier).hex(),
         }
-        return cls(path, verifier, mac_key, kdf)
+        return cls(path, mac_key, kdf)
 
     @classmethod
     def open(cls, path: Path, passphrase: str) -> tuple[StateFile, dict[str, Any]]:
@@ -304,7 +302,7 @@ class StateFile:
             raise StoreCorrupt(
                 f"{path} was changed without the passphrase (its MAC does not verify)"
             ) from exc
-        return cls(path, verifier, mac_key, kdf), state
+        return cls(path, mac_key, kdf), state
 
     def save(self, state: dict[str, Any]) -> None:
         body = {**state, "format": STATE_FORMAT, "kdf": self.kdf}
@@ -352,22 +350,25 @@ def _read_head(path: Path) -> tuple[int, str] | None:
 
 
 class AuditLog:
-    """Append-only JSONL hash chain. One writer (this process, under a lock); fsync per entry.
+    """Append-only JSONL hash chain, one writer (this process, under a lock). With ``sync``,
+    an entry is on disk before :meth:`append` returns (group commit: see :meth:`_sync_to`).
 
-    The log line is written and (with ``sync``) fsynced first, the head second: after a crash
-    the head may lag the log by an entry, never lead it. :meth:`open` rolls a lagging head
-    forward when the log continues the chain from it, and refuses a log shorter than its head.
+    The log lines are written and fsynced first, the head second: after a crash the head may
+    lag the log, never lead it. Opening rolls a lagging head forward when the log continues the
+    chain from it, and refuses a log shorter than its head. Without ``sync`` (demos, tests) a
+    power cut may lose the last entries and leave a head that no longer opens.
     """
 
     def __init__(self, directory: Path, *, sync: bool = True) -> None:
         self.path, self._head_path = directory / AUDIT_FILE, directory / HEAD_FILE
         self._sync = sync
-        self._lock = threading.Lock()
+        self._lock, self._sync_lock = threading.Lock(), threading.Lock()
         self.head = self._recover()
+        self._synced = self.head[0]
         self._log: TextIO = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (kept open)
         head_fd = os.open(self._head_path, os.O_RDWR | os.O_CREAT, 0o600)
         self._head_fd: int | None = head_fd
-        self._write_head()
+        self._write_head(self.head)
 
     def _recover(self) -> tuple[int, str]:
         stored = _read_head(self._head_path)
@@ -414,9 +415,9 @@ class AuditLog:
             for number, line in enumerate(fh, start=1):
                 yield _parse_line(line, number)
 
-    def _write_head(self) -> None:
+    def _write_head(self, head: tuple[int, str]) -> None:
         assert self._head_fd is not None, "audit log is closed"
-        os.pwrite(self._head_fd, _head_record(*self.head), 0)
+        os.pwrite(self._head_fd, _head_record(*head), 0)
 
     def append(
         self,
@@ -453,11 +454,24 @@ class AuditLog:
                 raise ValidationError("audit entry too large: refusing the operation")
             self._log.write(line + "\n")
             self._log.flush()
-            if self._sync:
-                os.fsync(self._log.fileno())
             self.head = (entry.seq, digest)
-            self._write_head()
-            return entry
+            if not self._sync:
+                self._write_head(self.head)
+        if self._sync:
+            self._sync_to(entry.seq)
+        return entry
+
+    def _sync_to(self, seq: int) -> None:
+        """Group commit: one fsync makes durable every line written before it, so concurrent
+        appenders mostly find their line already synced. The head follows the durable log."""
+        with self._sync_lock:
+            if self._synced >= seq:
+                return
+            with self._lock:
+                target = self.head  # every line up to here is flushed to the OS
+            os.fsync(self._log.fileno())
+            self._synced = target[0]
+            self._write_head(target)
 
     def verify(self) -> ChainBreak | None:
         """Walk the whole file against the stored head (see :func:`verify_chain`)."""
@@ -473,10 +487,13 @@ class AuditLog:
             yield row.entry
 
     def close(self) -> None:
-        with self._lock:
-            if self._head_fd is not None:
-                os.fsync(self._head_fd)
-                os.close(self._head_fd)
-                self._head_fd = None
-            with contextlib.suppress(ValueError):
-                self._log.close()
+        with self._sync_lock, self._lock:
+            if self._head_fd is None:
+                return
+            self._log.flush()
+            os.fsync(self._log.fileno())
+            self._write_head(self.head)
+            os.fsync(self._head_fd)
+            os.close(self._head_fd)
+            self._head_fd = None
+            self._log.close()

@@ -88,6 +88,10 @@ def get_party(conn: Connection, code: str) -> Party:
     return Party(row.code, PartyKind(row.kind), row.name, AdmDiv(row.admdiv))
 
 
+def party_exists(conn: Connection, code: str) -> bool:
+    return conn.execute(select(parties.c.code).where(parties.c.code == code)).first() is not None
+
+
 def list_parties(conn: Connection) -> list[Party]:
     rows = conn.execute(select(parties).order_by(parties.c.code)).all()
     return [Party(r.code, PartyKind(r.kind), r.name, AdmDiv(r.admdiv)) for r in rows]

@@ -135,6 +135,7 @@ outbox = Table(
     Column("payload", LargeBinary, nullable=False),
     Column("created_at", TS, nullable=False),
     Column("published_at", TS, nullable=True),
+    Column("envelope_id", String(64), nullable=True, index=True),
     Index("ix_outbox_pending", "published_at", "id"),
 )
 
@@ -146,7 +147,37 @@ inbox = Table(
     Column("admdiv", String(6), nullable=False),
     Column("kind", String(16), nullable=False),
     Column("received_at", TS, nullable=False),
+    Column("outcome", String(16), nullable=False, server_default="stored"),
+    Column("detail", Text, nullable=True),
 )
+
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("envelope_id", String(64), nullable=True),
+    Column("queue", String(64), nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("dead_at", TS, nullable=False),
+    Column("replayed_at", TS, nullable=True),
+)
+"""Messages the node gave up on after retries: kept, listed and replayed by an operator."""
+
+rejected_envelopes = Table(
+    "rejected_envelopes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("envelope_id", String(64), nullable=True),
+    Column("claimed_sender", String(42), nullable=True),
+    Column("code", String(40), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("sha", String(64), nullable=False),
+    Column("rejected_at", TS, nullable=False),
+)
+"""Envelopes refused before any item was read (bad signature, unknown sender, replay ...)."""
 
 audit_log = Table(
     "audit_log",

@@ -73,6 +73,19 @@ def test_exactly_these_moves_are_allowed_and_no_others() -> None:
         (State.VOID, Event.RESTORE, State.DRAFT),
         (State.RETURNED, Event.REVISE, State.SUPERSEDED),
         (State.VOID, Event.REVISE, State.SUPERSEDED),
+        (State.SENT, Event.DELIVER, State.DELIVERED),
+        (State.SENT, Event.FAIL, State.FAILED),
+        (State.SENT, Event.TIME_OUT, State.INDETERMINATE),
+        (State.DELIVERED, Event.ACCEPT, State.ACCEPTED),
+        (State.DELIVERED, Event.RETURN, State.RETURNED),
+        (State.DELIVERED, Event.TIME_OUT, State.INDETERMINATE),
+        (State.INDETERMINATE, Event.DELIVER, State.DELIVERED),
+        (State.INDETERMINATE, Event.ACCEPT, State.ACCEPTED),
+        (State.INDETERMINATE, Event.RETURN, State.RETURNED),
+        (State.INDETERMINATE, Event.FAIL, State.FAILED),
+        (State.INDETERMINATE, Event.RESEND, State.SENT),
+        (State.FAILED, Event.VOID, State.VOID),
+        (State.FAILED, Event.REVISE, State.SUPERSEDED),
     }
 
 
@@ -93,7 +106,7 @@ def test_an_illegal_move_is_a_guoku_error_with_a_stable_code_and_a_readable_mess
         next_state(State.SENT, Event.VOID)
     assert caught.value.code == "ILLEGAL_TRANSITION"
     assert "void" in caught.value.message and "sent" in caught.value.message
-    assert caught.value.to_dict()["allowed"] == ["accept", "return"]
+    assert caught.value.to_dict()["allowed"] == ["accept", "deliver", "fail", "return", "time_out"]
 
 
 def test_a_created_voucher_starts_in_draft_and_a_received_one_in_received() -> None:
@@ -122,10 +135,11 @@ def test_the_final_states_are_exactly_those_without_outgoing_moves() -> None:
     assert FINAL_STATES == dead_ends == {State.ACCEPTED, State.SUPERSEDED}
 
 
-def test_void_is_allowed_only_before_sending_or_after_a_return() -> None:
+def test_void_is_allowed_only_before_sending_or_after_a_return_or_a_failure() -> None:
     voidable = {s for s in State if (s, Event.VOID) in TRANSITIONS}
-    assert voidable == {State.DRAFT, State.CHECKED, State.SEALED, State.RETURNED}
-    for state in (State.SENT, State.RECEIVED, State.ACCEPTED, State.VOID, State.SUPERSEDED):
+    assert voidable == {State.DRAFT, State.CHECKED, State.SEALED, State.RETURNED, State.FAILED}
+    for state in (State.SENT, State.DELIVERED, State.INDETERMINATE, State.RECEIVED,
+                  State.ACCEPTED, State.VOID, State.SUPERSEDED):
         with pytest.raises(IllegalTransition):
             next_state(state, Event.VOID)
 
@@ -150,9 +164,10 @@ def test_a_restored_voucher_must_be_checked_and_sealed_again_before_it_is_sent()
     assert state is State.SENT
 
 
-def test_only_a_returned_or_voided_voucher_may_be_revised_and_it_becomes_superseded() -> None:
+def test_only_a_returned_voided_or_failed_voucher_may_be_revised_and_becomes_superseded() -> None:
     revisions = {(s, t) for (s, e), t in TRANSITIONS.items() if e is Event.REVISE}
-    assert revisions == {(State.RETURNED, State.SUPERSEDED), (State.VOID, State.SUPERSEDED)}
+    assert revisions == {(State.RETURNED, State.SUPERSEDED), (State.VOID, State.SUPERSEDED),
+                         (State.FAILED, State.SUPERSEDED)}
 
 
 def test_sending_needs_a_seal_and_sealing_needs_a_check() -> None:
@@ -169,9 +184,10 @@ def test_unchecking_returns_a_checked_voucher_to_draft_but_not_a_sealed_one() ->
         next_state(State.SEALED, Event.UNCHECK)
 
 
-@pytest.mark.parametrize("source", [State.SENT, State.RECEIVED])
+@pytest.mark.parametrize("source", [State.SENT, State.RECEIVED, State.DELIVERED,
+                                    State.INDETERMINATE])
 def test_a_voucher_in_flight_settles_as_accepted_or_returned(source: State) -> None:
-    assert set(allowed_events(source)) == {Event.ACCEPT, Event.RETURN}
+    assert {Event.ACCEPT, Event.RETURN} <= set(allowed_events(source))
     assert next_state(source, Event.ACCEPT) is State.ACCEPTED
     assert next_state(source, Event.RETURN) is State.RETURNED
 
@@ -204,3 +220,11 @@ def test_any_walk_reaches_sent_only_after_a_check_and_a_seal_since_the_last_draf
         if state is State.SENT:
             assert since_draft == [Event.CHECK, Event.SEAL, Event.SEND]
         assert state in set(State)
+
+
+def test_a_voucher_without_receipt_is_never_silently_pending() -> None:
+    """Sent or delivered with no receipt in time becomes indeterminate; a query settles it."""
+    assert next_state(State.SENT, Event.TIME_OUT) is State.INDETERMINATE
+    assert next_state(State.DELIVERED, Event.TIME_OUT) is State.INDETERMINATE
+    settled = {t for (s, e), t in TRANSITIONS.items() if s is State.INDETERMINATE}
+    assert settled == {State.DELIVERED, State.ACCEPTED, State.RETURNED, State.FAILED, State.SENT}

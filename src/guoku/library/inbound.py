@@ -1,0 +1,274 @@
+"""The receiving side of a library: every item that arrives, applied exactly once.
+
+One item, one transaction: the inbox row keyed by the item's message id, the stored voucher or
+the state change it causes, the audit entry and any answer in the outbox commit together. A
+redelivered item finds its inbox row and changes nothing. An item that is refused (bad XML,
+bad seal, unknown voucher) is recorded in the inbox as refused, audited, and — for vouchers and
+queries — answered with a signed error receipt, so the sender's voucher fails with the reason
+instead of waiting forever.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Final
+
+from sqlalchemy import select, update
+
+from guoku.domain import lifecycle
+from guoku.domain.errors import GuokuError, NotFound, PermissionDenied
+from guoku.domain.lifecycle import Event, State
+from guoku.library import messages as msg
+from guoku.library.ports import iso
+from guoku.store import audit
+from guoku.store import repository as repo
+from guoku.store.repository import VoucherRow
+from guoku.store.tables import inbox, outbox, vouchers
+from guoku.store.uow import UnitOfWork
+from guoku.xml.codec import from_xml
+
+if TYPE_CHECKING:
+    from guoku.library.service import VoucherLibrary
+
+SYSTEM: Final = "system"
+DELIVERY_LIMIT: Final = timedelta(minutes=10)
+"""A sent voucher with no delivery receipt after this becomes indeterminate and is queried."""
+ANSWER_LIMIT: Final = timedelta(days=2)
+"""A delivered voucher with no accept/return after this becomes indeterminate and is queried."""
+ANSWERED_WITH_ERROR: Final = frozenset({msg.VOUCHER, msg.QUERY})
+
+Outcome = tuple[str, dict[str, object] | None]
+Handler = Callable[[UnitOfWork, str, str, str, bytes], Outcome]
+"""(uow, sender, receiver, message id, payload) -> (outcome, facts kept in the inbox row)."""
+
+
+class Inbound:
+    def __init__(self, library: VoucherLibrary) -> None:
+        self.lib = library
+        self._handlers: dict[str, Handler] = {
+            msg.VOUCHER: self._voucher, msg.DELIVERED: self._delivered,
+            msg.RECEIPT: self._receipt, msg.ERROR: self._error, msg.QUERY: self._query,
+            msg.ANSWER: self._answer,
+        }
+
+    def receive(self, sender: str, receiver: str, message_id: str, kind: str,
+                payload: bytes) -> str:
+        """Apply one item; returns stored, applied, duplicate or refused. Database errors
+        propagate (the transport retries); every other failure is recorded and answered."""
+        with UnitOfWork(self.lib.engine) as uow:
+            if uow.conn.execute(select(inbox.c.message_id)
+                                .where(inbox.c.message_id == message_id)).first():
+                return "duplicate"
+            savepoint = uow.conn.begin_nested()
+            try:
+                handler = self._handlers.get(kind)
+                if handler is None:
+                    raise NotFound(f"unknown item kind {kind!r}")
+                outcome, detail = handler(uow, sender, receiver, message_id, payload)
+                savepoint.commit()
+            except GuokuError as exc:
+                savepoint.rollback()
+                outcome = "refused"
+                detail = {"code": exc.code, "reason": exc.message}
+                self._refuse(uow, sender, receiver, message_id, kind, exc)
+            uow.conn.execute(inbox.insert().values(
+                message_id=message_id, sender_party=sender, admdiv=self._admdiv(payload, kind),
+                kind=kind, received_at=self._now(), outcome=outcome,
+                detail=json.dumps(detail, ensure_ascii=False) if detail else None,
+            ))
+            uow.commit()
+            return outcome
+
+    def _now(self) -> str:
+        return iso(self.lib.clock())
+
+    @staticmethod
+    def _admdiv(payload: bytes, kind: str) -> str:
+        if kind == msg.VOUCHER:
+            start = payload.find(b"<AdmDivCode>")
+            if start >= 0:
+                return payload[start + 12:start + 18].decode("ascii", "replace")
+        return "000000"
+
+    def _refuse(self, uow: UnitOfWork, sender: str, receiver: str, message_id: str, kind: str,
+                exc: GuokuError) -> None:
+        audit.append(uow.conn, admdiv="000000", at=self._now(), actor=f"{SYSTEM}:{receiver}",
+                     action=f"receive.{kind}", outcome="refused", voucher_ref=f"msg:{message_id}",
+                     detail={"sender": sender, "code": exc.code, "message": exc.message})
+        if kind in ANSWERED_WITH_ERROR and repo.party_exists(uow.conn, sender):
+            item = msg.ErrorReceipt(message_id, None, exc.code, exc.message)
+            msg.enqueue(uow.conn, at=self._now(), admdiv="000000", sender=receiver,
+                        receiver=sender, kind=msg.ERROR, vt_code="0000", voucher_id=None,
+                        payload=msg.dump(item))
+
+    # --- the receiving party's side ------------------------------------------------------------
+
+    def _voucher(self, uow: UnitOfWork, sender: str, receiver: str, message_id: str,
+                 payload: bytes) -> Outcome:
+        doc = from_xml(payload)  # hardened parse, XSD and domain validation
+        sender_party = repo.get_party(uow.conn, sender)
+        target = repo.get_party(uow.conn, receiver)
+        if sender_party.kind is not doc.vtype.sender or target.kind not in doc.vtype.receivers:
+            raise PermissionDenied(f"{doc.vt_code} does not go from a {sender_party.kind.value} "
+                                   f"to a {target.kind.value}", sender=sender)
+        self.lib.verifier.verify(doc, sender_party, self.lib.clock())
+        if repo.find_voucher(uow.conn, *doc.key, "in") is not None:
+            raise PermissionDenied(f"{doc.vt_code}/{doc.voucher_no} v{doc.version} was received "
+                                   "already under another message id")
+        at = self._now()
+        voucher_id = repo.insert_voucher(
+            uow.conn, admdiv=doc.header["AdmDivCode"], st_year=doc.year, vt_code=doc.vt_code,
+            voucher_no=doc.voucher_no, version=doc.version, direction="in",
+            state=lifecycle.INITIAL_RECEIVED.value, amount_fen=doc.amount.fen,
+            vou_date=doc.header["VouDate"], sender_party=sender, receiver_party=receiver,
+            xml=payload, print_count=0, is_current=True, created_at=at, updated_at=at,
+        )
+        row = repo.get_voucher(uow.conn, voucher_id, None)
+        self.lib.record(uow, f"{SYSTEM}:{sender}", None, row, "receive", None, row.state, at,
+                        None)
+        msg.enqueue(uow.conn, at=at, admdiv=row.admdiv, sender=receiver, receiver=sender,
+                    kind=msg.DELIVERED, vt_code=row.vt_code, voucher_id=row.id,
+                    payload=msg.dump(msg.Delivered(message_id)))
+        return "stored", {"voucher_id": row.id}
+
+    def _query(self, uow: UnitOfWork, sender: str, receiver: str, message_id: str,
+               payload: bytes) -> Outcome:
+        query: msg.StatusQuery = msg.load(msg.StatusQuery, payload)
+        seen = uow.conn.execute(select(inbox).where(inbox.c.message_id == query.ref)).first()
+        answer = msg.StatusAnswer(query.ref, "unknown", None, None)
+        if seen is not None and seen.outcome == "refused":
+            detail = json.loads(seen.detail or "{}")
+            answer = msg.StatusAnswer(query.ref, "refused", detail.get("code"),
+                                      detail.get("reason"))
+        elif seen is not None:
+            voucher_id = json.loads(seen.detail or "{}").get("voucher_id")
+            if voucher_id is None:
+                raise NotFound(f"message {query.ref} stored no voucher")
+            row = repo.get_voucher(uow.conn, int(voucher_id), None)
+            answer = msg.StatusAnswer(query.ref, row.state, None, row.return_reason)
+        msg.enqueue(uow.conn, at=self._now(), admdiv="000000", sender=receiver, receiver=sender,
+                    kind=msg.ANSWER, vt_code="0000", voucher_id=None, payload=msg.dump(answer))
+        return "applied", None
+
+    # --- the sending party's side --------------------------------------------------------------
+
+    def _sent_by_ref(self, uow: UnitOfWork, ref: str, receiver_of_ref: str) -> VoucherRow:
+        found = uow.conn.execute(
+            select(outbox.c.voucher_id).where(outbox.c.message_id == ref,
+                                              outbox.c.kind == msg.VOUCHER,
+                                              outbox.c.receiver_party == receiver_of_ref)
+        ).first()
+        if found is None or found.voucher_id is None:
+            raise NotFound(f"no voucher was sent to {receiver_of_ref} as message {ref}")
+        return repo.get_voucher(uow.conn, int(found.voucher_id), None)
+
+    def _settle(self, uow: UnitOfWork, row: VoucherRow, event: Event, by: str,
+                reason: str | None = None) -> None:
+        """A system move on the sender's copy; a receipt for a settled voucher is a no-op."""
+        if (State(row.state), event) not in lifecycle.TRANSITIONS:
+            return
+        new_state = lifecycle.next_state(State(row.state), event)
+        at = self._now()
+        values = {"return_reason": reason} if reason is not None else {}
+        repo.update_voucher(uow.conn, row.id, row.state, state=new_state.value, updated_at=at,
+                            **values)
+        self.lib.record(uow, f"{SYSTEM}:{by}", None, row, event.value, row.state,
+                        new_state.value, at, reason)
+
+    def _delivered(self, uow: UnitOfWork, sender: str, receiver: str, message_id: str,
+                   payload: bytes) -> Outcome:
+        item: msg.Delivered = msg.load(msg.Delivered, payload)
+        self._settle(uow, self._sent_by_ref(uow, item.ref, sender), Event.DELIVER, sender)
+        return "applied", None
+
+    def _receipt(self, uow: UnitOfWork, sender: str, receiver: str, message_id: str,
+                 payload: bytes) -> Outcome:
+        r: msg.Receipt = msg.load(msg.Receipt, payload)
+        row = repo.find_voucher(uow.conn, r.admdiv, r.st_year, r.vt_code, r.voucher_no,
+                                r.version, "out")
+        if row is None or row.receiver_party != sender:
+            raise NotFound(f"receipt for unknown voucher {r.vt_code}/{r.voucher_no}")
+        event = Event.ACCEPT if r.outcome == State.ACCEPTED.value else Event.RETURN
+        self._settle(uow, row, event, sender, r.reason)
+        return "applied", None
+
+    def _error(self, uow: UnitOfWork, sender: str, receiver: str, message_id: str,
+               payload: bytes) -> Outcome:
+        err: msg.ErrorReceipt = msg.load(msg.ErrorReceipt, payload)
+        refs = [err.ref] if err.ref else [
+            m for m in uow.conn.execute(select(outbox.c.message_id).where(
+                outbox.c.envelope_id == err.envelope, outbox.c.kind == msg.VOUCHER,
+                outbox.c.receiver_party == sender)).scalars()
+        ]
+        for ref in refs:
+            self._settle(uow, self._sent_by_ref(uow, ref, sender), Event.FAIL, sender,
+                         f"{err.code}: {err.reason}"[:200])
+        return "applied", None
+
+    def _answer(self, uow: UnitOfWork, sender: str, receiver: str, message_id: str,
+                payload: bytes) -> Outcome:
+        answer: msg.StatusAnswer = msg.load(msg.StatusAnswer, payload)
+        row = self._sent_by_ref(uow, answer.ref, sender)
+        if row.state != State.INDETERMINATE.value:
+            return "applied", None
+        if answer.status == "unknown":
+            self._settle(uow, row, Event.RESEND, sender, "resent: the receiver never got it")
+            uow.conn.execute(update(outbox).where(outbox.c.message_id == answer.ref)
+                             .values(published_at=None, envelope_id=None))
+            return "applied", None
+        settle = {"received": Event.DELIVER, "accepted": Event.ACCEPT,
+                  "returned": Event.RETURN, "refused": Event.FAIL}
+        event = settle.get(answer.status)
+        if event is None:
+            raise NotFound(f"unknown status {answer.status!r} in an answer")
+        reason = f"{answer.code}: {answer.reason}" if answer.code else answer.reason
+        self._settle(uow, row, event, sender, reason[:200] if reason else None)
+        return "applied", None
+
+    # --- time limits -------------------------------------------------------------------------
+
+    def sweep(self, now: datetime, delivery_limit: timedelta = DELIVERY_LIMIT,
+              answer_limit: timedelta = ANSWER_LIMIT) -> int:
+        """Vouchers past their time limit become indeterminate and are queried; those already
+        indeterminate are queried again. Returns the number of queries sent."""
+        limits = {State.SENT: delivery_limit, State.DELIVERED: answer_limit,
+                  State.INDETERMINATE: delivery_limit}
+        sent = 0
+        with UnitOfWork(self.lib.engine) as uow:
+            for state, limit in limits.items():
+                for row in self._overdue(uow, state, iso(now - limit)):
+                    ref = self._voucher_message(uow, row)
+                    if ref is None:
+                        continue
+                    if state is not State.INDETERMINATE:
+                        self._settle(uow, row, Event.TIME_OUT, row.receiver_party,
+                                     f"no receipt within {limit}")
+                    else:
+                        repo.update_voucher(uow.conn, row.id, row.state, updated_at=iso(now))
+                    msg.enqueue(uow.conn, at=iso(now), admdiv=row.admdiv,
+                                sender=row.sender_party, receiver=row.receiver_party,
+                                kind=msg.QUERY, vt_code=row.vt_code, voucher_id=row.id,
+                                payload=msg.dump(msg.StatusQuery(ref)))
+                    sent += 1
+            uow.commit()
+        return sent
+
+    @staticmethod
+    def _overdue(uow: UnitOfWork, state: State, before: str) -> list[VoucherRow]:
+        ids = uow.conn.execute(
+            select(vouchers.c.id).where(vouchers.c.direction == "out",
+                                        vouchers.c.state == state.value,
+                                        vouchers.c.updated_at < before).limit(1000)
+        ).scalars().all()
+        return [repo.get_voucher(uow.conn, int(i), None) for i in ids]
+
+    @staticmethod
+    def _voucher_message(uow: UnitOfWork, row: VoucherRow) -> str | None:
+        found = uow.conn.execute(
+            select(outbox.c.message_id).where(outbox.c.voucher_id == row.id,
+                                              outbox.c.kind == msg.VOUCHER)
+            .order_by(outbox.c.id.desc())
+        ).first()
+        return None if found is None else str(found.message_id)
