@@ -15,32 +15,16 @@ import shutil
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Final
 
-from guoku.bootstrap import Node, build_node, workspace_urls
+from guoku.bootstrap import Node, workspace_urls
 from guoku.library.ports import Clock, system_clock
+from guoku.node.bootstrap import DEMO_SECRETS, assemble
 from guoku.province import ProvinceSpec, demo_province
 from guoku.security.certs import TrustStore
-from guoku.security.personal_seal import UsbPersonalSeal
-from guoku.security.provision import (
-    Secrets,
-    provision,
-    read_directory,
-    read_tokens,
-    signing_dir,
-    usb_path,
-)
-from guoku.security.sealing import VoucherSealer, VoucherVerifier
-from guoku.security.signing_server import LocalSigningClient, SigningService
+from guoku.security.provision import Secrets, provision
+from guoku.security.signing_server import SigningService
 from guoku.transport.embedded import EmbeddedTransport
 from guoku.transport.messenger import Messenger
-
-DEMO_SECRETS: Final = Secrets(
-    passphrase="guoku-demo-passphrase", user_pin="246810", so_pin="13579086",
-    kdf_iterations=10_000,
-)
-"""Demo only: a real deployment reads these from its operators, never from code."""
-DEMO_PASSWORD: Final = "guoku-demo"
 
 
 @dataclass
@@ -100,25 +84,13 @@ def open_workspace(
     province = province or demo_province()
     security = workdir / "security"
     trust = TrustStore.from_directory(security / "trust")
-    tokens = read_tokens(security)
     urls = urls or workspace_urls(workdir, province)
-    verifier = VoucherVerifier(trust)
-    certificates = read_directory(security)
-    nodes: dict[str, Node] = {}
-    messengers: dict[str, Messenger] = {}
-    services: list[SigningService] = []
-    for spec in province.nodes:
-        service = SigningService.open(signing_dir(security, spec), secrets.passphrase)
-        services.append(service)
-        client = LocalSigningClient(service, tokens[spec.name])
-
-        def personal(username: str) -> UsbPersonalSeal:
-            return UsbPersonalSeal.open(usb_path(security, username), secrets.user_pin)
-
-        sealer = VoucherSealer(client, personal)
-        node = build_node(urls[spec.name], province, spec, sealer, verifier, clock, DEMO_PASSWORD)
-        nodes[spec.name] = node
-        messengers[spec.name] = Messenger(spec, province, node.library, client, certificates,
-                                          trust, clock)
-    network = EmbeddedNetwork(messengers, EmbeddedTransport())
-    return Workspace(workdir, province, nodes, network, trust, services)
+    assembled = {
+        spec.name: assemble(security, spec, urls[spec.name], secrets=secrets, province=province,
+                            trust=trust, clock=clock)
+        for spec in province.nodes
+    }
+    network = EmbeddedNetwork({n: a.messenger for n, a in assembled.items()},
+                              EmbeddedTransport())
+    return Workspace(workdir, province, {n: a.node for n, a in assembled.items()}, network,
+                     trust, [a.signing for a in assembled.values()])

@@ -1,0 +1,90 @@
+"""Assemble one voucher-library node from a provisioned security home and a database URL.
+
+The same assembly serves the embedded workspace (every node in one process) and the production
+node process (`guoku node run`): library, sealer (signing server + USB keys), verifier (trust
+anchors) and messenger (envelopes).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from guoku.bootstrap import Node, build_node
+from guoku.library.ports import Clock, system_clock
+from guoku.province import NodeSpec, ProvinceSpec, demo_province
+from guoku.security.certs import TrustStore
+from guoku.security.personal_seal import UsbPersonalSeal
+from guoku.security.provision import (
+    Secrets,
+    read_directory,
+    read_tokens,
+    signing_dir,
+    usb_path,
+)
+from guoku.security.sealing import VoucherSealer, VoucherVerifier
+from guoku.security.signing_server import LocalSigningClient, SigningService
+from guoku.transport.messenger import Messenger
+
+DEMO_SECRETS = Secrets(
+    passphrase="guoku-demo-passphrase", user_pin="246810", so_pin="13579086",
+    kdf_iterations=10_000,
+)
+"""Demo only: a real deployment passes its secrets in (``secrets_from_env``)."""
+DEMO_PASSWORD = "guoku-demo"
+
+
+def secrets_from_env() -> Secrets:
+    """GUOKU_SIGNING_PASSPHRASE and GUOKU_USB_PIN; the demo's values when unset."""
+    return Secrets(
+        passphrase=os.environ.get("GUOKU_SIGNING_PASSPHRASE", DEMO_SECRETS.passphrase),
+        user_pin=os.environ.get("GUOKU_USB_PIN", DEMO_SECRETS.user_pin),
+        so_pin=DEMO_SECRETS.so_pin, kdf_iterations=DEMO_SECRETS.kdf_iterations,
+    )
+
+
+@dataclass
+class AssembledNode:
+    node: Node
+    messenger: Messenger
+    signing: SigningService
+
+    def close(self) -> None:
+        self.signing.close()
+        self.node.engine.dispose()
+
+
+def resolve_node(province: ProvinceSpec, name_or_party: str) -> NodeSpec:
+    for spec in province.nodes:
+        if spec.name == name_or_party:
+            return spec
+    return province.node_of(name_or_party)
+
+
+def assemble(
+    home: Path, spec: NodeSpec, db_url: str, *, secrets: Secrets = DEMO_SECRETS,
+    province: ProvinceSpec | None = None, trust: TrustStore | None = None,
+    clock: Clock = system_clock,
+) -> AssembledNode:
+    """One node: its signing server opened, its database migrated and seeded."""
+    province = province or demo_province()
+    trust = trust or TrustStore.from_directory(home / "trust")
+    service = SigningService.open(signing_dir(home, spec), secrets.passphrase)
+    client = LocalSigningClient(service, read_tokens(home)[spec.name])
+
+    def personal(username: str) -> UsbPersonalSeal:
+        return UsbPersonalSeal.open(usb_path(home, username), secrets.user_pin)
+
+    node = build_node(db_url, province, spec, VoucherSealer(client, personal),
+                      VoucherVerifier(trust), clock, DEMO_PASSWORD)
+    messenger = Messenger(spec, province, node.library, client, read_directory(home), trust,
+                          clock)
+    return AssembledNode(node, messenger, service)
+
+
+def build_messenger(home: Path, node_name: str, db_url: str) -> Messenger:
+    """For `guoku node run`: the node named (or serving the party) ``node_name``."""
+    province = demo_province()
+    return assemble(home, resolve_node(province, node_name), db_url,
+                    secrets=secrets_from_env(), province=province).messenger
