@@ -36,6 +36,8 @@ _GROUPS: tuple[tuple[str, str | None], ...] = (
     ("ca", "ca"),
     ("signing", None),
     ("usbkey", "usbkey"),
+    ("node", "node"),
+    ("mq", "mq"),
 )
 
 
