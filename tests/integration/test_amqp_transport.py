@@ -7,19 +7,37 @@ must not pull the broker from under a neighbour.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, insert, select, text
+from typer.testing import CliRunner
 
+from guoku.bootstrap import open_engine
+from guoku.cli import mq
+from guoku.node.bootstrap import assemble, resolve_node
+from guoku.node.runtime import NodeRuntime
+from guoku.province import demo_province
+from guoku.store.engine import sqlite_url
+from guoku.store.repository import VoucherQuery, VoucherRow
+from guoku.store.tables import audit_log, dead_letters, vouchers
 from guoku.transport.amqp import AmqpTransport, Backoff, BrokerMisconfigured
 from guoku.transport.ports import TransientError
+from guoku.xml.samples import sample_document
+from tests.conftest import pg_url_with_schema
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.xdist_group("rabbitmq")]
 
@@ -53,7 +71,7 @@ def make_transport(amqp_url: str) -> Iterator[Factory]:
 
     yield make
     cleaner = AmqpTransport(amqp_url, prefix=prefix)
-    for node in (NODE, "pboc"):
+    for node in (NODE, "pboc", "bank-icbc"):
         cleaner.delete_topology(node)
     cleaner.delete_exchange()
     cleaner.close()
@@ -82,6 +100,7 @@ class Consumer:
 
 def test_published_envelopes_arrive_in_order_and_are_acked(make_transport: Factory) -> None:
     transport = make_transport()
+    transport.declare(NODE)
     bodies = [f"<MOF n='{i}'/>".encode() for i in range(20)]
     for i, body in enumerate(bodies):
         transport.publish(NODE, f"env-{i}", body)
@@ -94,12 +113,15 @@ def test_published_envelopes_arrive_in_order_and_are_acked(make_transport: Facto
     assert transport.queue_depth(NODE) == (0, 0), "every processed delivery was acked"
 
 
-def test_publish_declares_the_receivers_queue_before_it_ever_ran(
+def test_publishing_to_a_node_that_never_started_waits_until_its_queue_exists(
     make_transport: Factory,
 ) -> None:
-    transport = make_transport()
-    transport.publish("pboc", "env-1", b"<MOF/>")  # pboc's consumer has never started
-    assert transport.queue_depth("pboc") == (1, 0)
+    sender = make_transport()
+    with pytest.raises(TransientError, match="no such queue yet"):
+        sender.publish("pboc", "env-1", b"<MOF/>")  # the outbox keeps it; the relay retries
+    make_transport(delivery_limit=9).declare("pboc")  # pboc's own choice of limit
+    sender.publish("pboc", "env-1", b"<MOF/>")
+    assert sender.queue_depth("pboc") == (1, 0)
 
 
 def test_publish_to_an_unreachable_broker_is_transient() -> None:
@@ -111,13 +133,14 @@ def test_publish_to_an_unreachable_broker_is_transient() -> None:
 def test_queue_declared_with_other_arguments_is_a_misconfiguration(
     make_transport: Factory,
 ) -> None:
-    make_transport(delivery_limit=5).publish(NODE, "env-1", b"x")
+    make_transport(delivery_limit=5).declare(NODE)
     with pytest.raises(BrokerMisconfigured, match="406"):
-        make_transport(delivery_limit=7).publish(NODE, "env-2", b"x")
+        make_transport(delivery_limit=7).declare(NODE)
 
 
 def test_a_transient_failure_is_retried_and_then_processed(make_transport: Factory) -> None:
     transport = make_transport()
+    transport.declare(NODE)
     transport.publish(NODE, "env-1", b"<MOF/>")
     calls: list[bytes] = []
 
@@ -136,6 +159,7 @@ def test_after_the_delivery_limit_a_message_is_dead_lettered_and_drained(
     make_transport: Factory,
 ) -> None:
     transport = make_transport(delivery_limit=2)
+    transport.declare(NODE)
     transport.publish(NODE, "env-dead", b"<MOF>poison</MOF>")
     transport.publish(NODE, "env-ok", b"<MOF>fine</MOF>")
     deliveries: list[bytes] = []
@@ -160,6 +184,7 @@ def test_after_the_delivery_limit_a_message_is_dead_lettered_and_drained(
 
 def test_a_handler_bug_is_never_acked_and_ends_as_a_dead_letter(make_transport: Factory) -> None:
     transport = make_transport(delivery_limit=1)
+    transport.declare(NODE)
     transport.publish(NODE, "env-bug", b"<MOF/>")
     calls: list[bytes] = []
 
@@ -174,6 +199,7 @@ def test_a_handler_bug_is_never_acked_and_ends_as_a_dead_letter(make_transport: 
 
 def test_a_dead_letter_stays_queued_when_the_sink_fails(make_transport: Factory) -> None:
     transport = make_transport(delivery_limit=1)
+    transport.declare(NODE)
     transport.publish(NODE, "env-dead", b"<MOF/>")
 
     def fail(_body: bytes) -> None:
@@ -192,6 +218,7 @@ def test_a_dead_letter_stays_queued_when_the_sink_fails(make_transport: Factory)
 
 def test_replay_puts_a_dead_letter_back_on_its_queue(make_transport: Factory) -> None:
     transport = make_transport()
+    transport.declare(NODE)
     transport.replay(NODE, b"<MOF>again</MOF>", "env-7")
     got: list[bytes] = []
     with Consumer(make_transport(), got.append):
@@ -202,6 +229,7 @@ def test_stop_finishes_the_delivery_in_hand_and_leaves_the_rest_queued(
     make_transport: Factory,
 ) -> None:
     transport = make_transport()
+    transport.declare(NODE)
     for i in range(5):
         transport.publish(NODE, f"env-{i}", f"<MOF n='{i}'/>".encode())
     started, release = threading.Event(), threading.Event()
@@ -235,6 +263,7 @@ def test_a_message_in_hand_when_the_consumer_is_killed_is_redelivered(
     make_transport: Factory, amqp_url: str,
 ) -> None:
     transport = make_transport()
+    transport.declare(NODE)
     transport.publish(NODE, "env-1", b"<MOF>in-hand</MOF>")
     proc = subprocess.Popen(
         [sys.executable, "-c", _KILLABLE_CONSUMER, amqp_url, transport.topology.prefix, NODE],
@@ -265,6 +294,7 @@ def test_broker_restart_while_publishing_and_consuming_loses_nothing(
 ) -> None:
     total = 300
     publisher = make_transport()
+    publisher.declare(NODE)
     received: set[str] = set()
     deliveries = 0
     published: list[str] = []
@@ -305,3 +335,149 @@ def test_broker_restart_while_publishing_and_consuming_loses_nothing(
     assert received == set(published), "every confirmed message consumed at least once"
     assert deliveries >= total
     assert publisher.queue_depth(NODE) == (0, 0)
+
+
+# -- two real nodes: finance as a `guoku node run` process, the bank in this process ------------
+
+_NODE_CLI = "import sys; from guoku.cli.node import app; sys.argv[0] = 'guoku node'; app()"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _health(port: int) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return 0
+
+
+@pytest.fixture
+def two_schemas(pg_url: str) -> Iterator[dict[str, str]]:
+    names = {node: f"t_{uuid.uuid4().hex[:10]}_{node.replace('-', '_')}"
+             for node in ("finance", "bank-icbc")}
+    admin = create_engine(pg_url)
+    with admin.begin() as conn:
+        for schema in names.values():
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    yield {node: pg_url_with_schema(pg_url, schema) for node, schema in names.items()}
+    with admin.begin() as conn:
+        for schema in names.values():
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+def _voucher_state(url: str, voucher_id: int) -> str | None:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(select(vouchers.c.state).where(vouchers.c.id == voucher_id)
+                                ).scalar_one_or_none()
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_a_voucher_goes_to_the_bank_and_its_receipt_comes_back_over_rabbitmq(
+    make_transport: Factory, amqp_url: str, tmp_path: Path, security_material: Path,
+    two_schemas: dict[str, str],
+) -> None:
+    home = tmp_path / "security"
+    shutil.copytree(security_material, home)
+    province = demo_province()
+    county = "533103"
+
+    # Finance enters, reviews, seals and sends: the envelope waits in finance's outbox.
+    finance = assemble(home, resolve_node(province, "finance"), two_schemas["finance"],
+                       province=province)
+    try:
+        lib = finance.node.library
+        doc = sample_document("5201", voucher_no="MQ0001", amount="2345.60", admdiv=county)
+        row = lib.create(f"fin-{county}-entry", "5201", doc.header, doc.details,
+                         receiver="B-ICBC")
+        lib.check(f"fin-{county}-review", row.id)
+        lib.seal(f"fin-{county}-seal", row.id)
+        sent = lib.send(f"fin-{county}-seal", row.id)
+    finally:
+        finance.close()
+
+    bank_transport = make_transport()
+    bank = assemble(home, resolve_node(province, "bank-icbc"), two_schemas["bank-icbc"],
+                    province=province)
+    bank_runtime = NodeRuntime(bank.messenger, bank_transport, relay_interval=0.02)
+    bank_runtime.start()
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _NODE_CLI, "run", "--party", f"F{county}", "--home", str(home),
+         "--db", two_schemas["finance"], "--prefix", bank_transport.topology.prefix,
+         "--health-port", str(port)],
+        env={**os.environ, "GUOKU_BROKER_URL": amqp_url}, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        wait_until(lambda: _health(port) == 200, timeout=60, what="finance node healthy")
+
+        def bank_copy() -> VoucherRow | None:
+            page = bank.node.library.query(f"icbc-{county}-recv", VoucherQuery(vt_code="5201"))
+            return next((r for r in page.items if r.voucher_no == "MQ0001"), None)
+
+        wait_until(lambda: bank_copy() is not None, timeout=30, what="the bank's copy")
+        received = bank_copy()
+        assert received is not None and received.state == "received"
+        bank.node.library.accept(f"icbc-{county}-recv", received.id)
+        wait_until(lambda: _voucher_state(two_schemas["finance"], sent.id) == "accepted",
+                   timeout=30, what="finance sees the acceptance")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(60)
+        stderr = proc.stderr.read() if proc.stderr else ""
+        assert bank_runtime.shutdown()
+        bank.close()
+    assert code == 0, stderr
+    assert "stopped" in stderr
+    assert bank_runtime.snapshot()["errors"]["consume"] == 0
+
+
+def test_a_drained_dead_letter_is_replayed_from_the_command_line(
+    make_transport: Factory, amqp_url: str, tmp_path: Path,
+) -> None:
+    transport = make_transport(delivery_limit=1)
+    transport.declare(NODE)
+    transport.publish(NODE, "env-9", b"<MOF>retry me</MOF>")
+
+    def down(_body: bytes) -> None:
+        raise TransientError("database unavailable")
+
+    with Consumer(make_transport(delivery_limit=1), down):
+        wait_until(lambda: transport.queue_depth(NODE) == (0, 1), what="the dead letter")
+
+    url = sqlite_url(tmp_path / "node.db")
+    engine = open_engine(url)
+
+    def store(envelope_id: str | None, body: bytes, reason: str, attempts: int) -> None:
+        with engine.begin() as conn:
+            conn.execute(insert(dead_letters).values(
+                envelope_id=envelope_id, queue=transport.queue_name(NODE), body=body,
+                reason=reason, attempts=attempts, dead_at="2026-01-01T00:00:00.000000Z"))
+
+    assert transport.drain_dead_letters(NODE, store) == 1
+    result = CliRunner().invoke(mq.app, [
+        "dead-letters", "replay", "1", "--db", url, "--broker", amqp_url,
+        "--prefix", transport.topology.prefix, "--operator", "ops-zhang", "--json"])
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert json.loads(result.output)["queue"] == transport.queue_name(NODE)
+    assert transport.queue_depth(NODE) == (1, 0)
+    with engine.connect() as conn:
+        letter = conn.execute(select(dead_letters)).one()
+        trail = conn.execute(select(audit_log).where(audit_log.c.action == "mq.replay")).one()
+    assert letter.replayed_at is not None and letter.attempts == 2
+    assert trail.actor == "ops-zhang"
+    got: list[bytes] = []
+    with Consumer(make_transport(delivery_limit=1), got.append):
+        wait_until(lambda: got == [b"<MOF>retry me</MOF>"], what="the replayed message")

@@ -180,3 +180,33 @@ def test_printing_is_counted_and_audited(province: Workspace) -> None:
     assert bank.print_(f"icbc-{MANGSHI}-recv", received.id) == 2
     with pytest.raises(PermissionDenied):
         bank.print_(f"icbc-{MANGSHI}-entry", received.id)
+
+
+def test_a_batch_is_entered_reviewed_sealed_and_sent_by_three_clerks(province: Workspace) -> None:
+    fin = province.node_for(f"F{MANGSHI}").library
+    entries = []
+    for i in range(30):
+        doc = sample_document("5201", voucher_no=f"B{i:04d}", amount=f"{10 + i}.00",
+                              admdiv=MANGSHI)
+        entries.append((doc.header, doc.details))
+    rows = fin.create_many(f"fin-{MANGSHI}-entry", "5201", entries, receiver="B-ICBC")
+    ids = [r.id for r in rows]
+    with pytest.raises(PermissionDenied):  # the entry clerk may not review
+        fin.check_many(f"fin-{MANGSHI}-entry", ids)
+    fin.check_many(f"fin-{MANGSHI}-review", ids)
+    sealed = fin.seal_many(f"fin-{MANGSHI}-seal", ids)
+    assert all(set(from_xml(r.xml).stamps) == {"1", "2"} for r in sealed)
+    fin.send_many(f"fin-{MANGSHI}-seal", ids)
+    province.network.pump()
+    bank = province.node_for("B-ICBC").library
+    assert bank.query(f"icbc-{MANGSHI}-recv", VoucherQuery(state="received")).total == 30
+
+
+def test_a_batch_with_one_refused_voucher_changes_nothing(province: Workspace) -> None:
+    fin = province.node_for(f"F{MANGSHI}").library
+    first = _draft(province, MANGSHI, "C0001")
+    second = _draft(province, MANGSHI, "C0002")
+    fin.check(f"fin-{MANGSHI}-review", first.id)
+    with pytest.raises(IllegalTransition):
+        fin.check_many(f"fin-{MANGSHI}-review", [second.id, first.id])
+    assert fin.get(f"fin-{MANGSHI}-entry", second.id).state == "draft"

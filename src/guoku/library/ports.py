@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -26,6 +26,10 @@ class Sealer(Protocol):
     """Stamps every seal position of the voucher's type for ``user`` (the sealing clerk)."""
 
     def seal(self, doc: VoucherDocument, user: User, at: datetime) -> VoucherDocument: ...
+
+    def seal_many(
+        self, docs: Sequence[VoucherDocument], user: User, at: datetime
+    ) -> list[VoucherDocument]: ...
 
 
 class SealVerifier(Protocol):

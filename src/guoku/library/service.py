@@ -143,19 +143,24 @@ class VoucherLibrary:
             raise NotFound(f"no voucher {voucher_id}", voucher_id=voucher_id)
         return row
 
+    def _load_own(self, uow: UnitOfWork, user: User, voucher_id: int, side: str) -> VoucherRow:
+        """A voucher of the user's tenant on the user's side: ``out`` = its party sent it."""
+        row = self._load(uow, user, voucher_id)
+        own = row.sender_party if side == "out" else row.receiver_party
+        if row.direction != side or own != user.party.code:
+            raise PermissionDenied(
+                f"this belongs to the {'sender' if side == 'out' else 'receiver'} of the voucher",
+                user=user.username, voucher_id=voucher_id,
+            )
+        return row
+
     def _act(
         self, username: str, voucher_id: int, action: Action, side: str,
         reason: str | None = None, **values: Any,
     ) -> VoucherRow:
         def work(uow: UnitOfWork) -> VoucherRow:
             user = self._user(uow, username)
-            row = self._load(uow, user, voucher_id)
-            own = row.sender_party if side == "out" else row.receiver_party
-            if row.direction != side or own != user.party.code:
-                raise PermissionDenied(
-                    f"{action.value} belongs to the {'sender' if side == 'out' else 'receiver'}"
-                    " of the voucher", user=username, voucher_id=voucher_id,
-                )
+            row = self._load_own(uow, user, voucher_id, side)
             return self._transition(uow, user, row, action, reason, **values)
 
         return self._run(username, action, f"#{voucher_id}", work)
@@ -232,26 +237,28 @@ class VoucherLibrary:
 
         def work(uow: UnitOfWork) -> VoucherRow:
             user = self._user(uow, username)
-            row = self._load(uow, user, voucher_id)
-            # permission, separation and state are checked before any signature is made
-            check_permission(username, user.grants, Action.SEAL, row.vt_code)
-            check_separation(username, Action.SEAL, {Action.CREATE: row.entered_by,
-                                                     Action.CHECK: row.checked_by})
-            lifecycle.next_state(State(row.state), Event.SEAL)
+            row = self._load_own(uow, user, voucher_id, "out")
+            self._check_seal(user, row)
             sealed = self.sealer.seal(from_xml(row.xml), user, self.clock())
             return self._transition(uow, user, row, Action.SEAL, sealed_by=username,
                                     xml=to_xml(sealed))
 
         return self._run(username, Action.SEAL, f"#{voucher_id}", work)
 
+    @staticmethod
+    def _check_seal(user: User, row: VoucherRow) -> None:
+        """Permission, separation and state — checked before any signature is made."""
+        check_permission(user.username, user.grants, Action.SEAL, row.vt_code)
+        check_separation(user.username, Action.SEAL, {Action.CREATE: row.entered_by,
+                                                      Action.CHECK: row.checked_by})
+        lifecycle.next_state(State(row.state), Event.SEAL)
+
     def send(self, username: str, voucher_id: int) -> VoucherRow:
         """发送: the state change and the outgoing message commit together (outbox)."""
 
         def work(uow: UnitOfWork) -> VoucherRow:
             user = self._user(uow, username)
-            row = self._load(uow, user, voucher_id)
-            if row.direction != "out":
-                raise PermissionDenied("only the sender sends a voucher", voucher_id=voucher_id)
+            row = self._load_own(uow, user, voucher_id, "out")
             new = self._transition(uow, user, row, Action.SEND)
             self._enqueue(uow, new, new.sender_party, new.receiver_party, "voucher", new.xml)
             return new
@@ -263,6 +270,69 @@ class VoucherLibrary:
         msg.enqueue(uow.conn, at=iso(self.clock()), admdiv=row.admdiv, sender=sender,
                     receiver=receiver, kind=kind, vt_code=row.vt_code, voucher_id=row.id,
                     payload=payload)
+
+    # --- batches (批量审核、批量签章、批量发送): one transaction, all or nothing -----------------
+
+    def create_many(
+        self, username: str, vt_code: str,
+        entries: Sequence[tuple[Mapping[str, str], Sequence[Mapping[str, str]]]], *,
+        receiver: str,
+    ) -> list[VoucherRow]:
+        """录入 many vouchers of one type for one receiver."""
+
+        def work(uow: UnitOfWork) -> list[VoucherRow]:
+            user = self._user(uow, username)
+            post = check_permission(username, user.grants, Action.CREATE, vt_code)
+            return [
+                self._insert_draft(uow, user, post, self._new_document(
+                    user, vt_code, header, details, version=1), receiver, "create")
+                for header, details in entries
+            ]
+
+        return self._run(username, Action.CREATE, f"{vt_code}/batch", work)
+
+    def check_many(self, username: str, voucher_ids: Sequence[int]) -> list[VoucherRow]:
+        return self._many(username, voucher_ids, Action.CHECK, checked_by=username)
+
+    def send_many(self, username: str, voucher_ids: Sequence[int]) -> list[VoucherRow]:
+        def one(uow: UnitOfWork, user: User, row: VoucherRow) -> VoucherRow:
+            new = self._transition(uow, user, row, Action.SEND)
+            self._enqueue(uow, new, new.sender_party, new.receiver_party, "voucher", new.xml)
+            return new
+
+        return self._batch(username, voucher_ids, Action.SEND, one)
+
+    def seal_many(self, username: str, voucher_ids: Sequence[int]) -> list[VoucherRow]:
+        """盖章 many vouchers: every check first, then the signing server in batches."""
+
+        def work(uow: UnitOfWork) -> list[VoucherRow]:
+            user = self._user(uow, username)
+            rows = [self._load_own(uow, user, i, "out") for i in voucher_ids]
+            for row in rows:
+                self._check_seal(user, row)
+            sealed = self.sealer.seal_many([from_xml(r.xml) for r in rows], user, self.clock())
+            return [self._transition(uow, user, row, Action.SEAL, sealed_by=username,
+                                     xml=to_xml(doc)) for row, doc in zip(rows, sealed,
+                                                                          strict=True)]
+
+        return self._run(username, Action.SEAL, "batch", work)
+
+    def _many(self, username: str, voucher_ids: Sequence[int], action: Action,
+              **values: Any) -> list[VoucherRow]:
+        def one(uow: UnitOfWork, user: User, row: VoucherRow) -> VoucherRow:
+            return self._transition(uow, user, row, action, None, **values)
+
+        return self._batch(username, voucher_ids, action, one)
+
+    def _batch(
+        self, username: str, voucher_ids: Sequence[int], action: Action,
+        one: Callable[[UnitOfWork, User, VoucherRow], VoucherRow],
+    ) -> list[VoucherRow]:
+        def work(uow: UnitOfWork) -> list[VoucherRow]:
+            user = self._user(uow, username)
+            return [one(uow, user, self._load_own(uow, user, i, "out")) for i in voucher_ids]
+
+        return self._run(username, action, "batch", work)
 
     def void(self, username: str, voucher_id: int, reason: str) -> VoucherRow:
         """作废."""

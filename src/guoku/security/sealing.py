@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final, Protocol
@@ -32,6 +32,8 @@ from guoku.security.seals import (
     SealSignatureInfo,
     verify_seal_signature,
 )
+from guoku.security.signing_server import MAX_BATCH as SEAL_BATCH
+from guoku.security.signing_server import SealRequest
 from guoku.security.x509 import HolderKind
 from guoku.store.repository import User
 from guoku.xml.canonical import canonical_bytes
@@ -62,6 +64,8 @@ class OfficialSealSigner(Protocol):
         self, *, username: str, post: Post, party_code: str, kind: SealKind, data: bytes,
         now: datetime, property_info: str = "",
     ) -> bytes: ...
+
+    def batch_seal_sign(self, requests: Sequence[SealRequest]) -> list[bytes]: ...
 
 
 class PersonalSealSigner(Protocol):
@@ -105,6 +109,31 @@ class VoucherSealer:
                 )
             stamps[position.no] = base64.b64encode(der).decode("ascii")
         return doc.with_stamps(stamps)
+
+
+    def seal_many(self, docs: Sequence[VoucherDocument], user: User,
+                  at: datetime) -> list[VoucherDocument]:
+        """Batch sealing (批量签章): the official stamps of all ``docs`` in signing-server
+        batches, the personal stamps on the clerk's USB key."""
+        data = [canonical_bytes(d.without_stamps()) for d in docs]
+        stamps: list[dict[str, str]] = [{} for _ in docs]
+        requests: list[tuple[int, str, SealRequest]] = []
+        for i, doc in enumerate(docs):
+            for position in doc.vtype.seal_positions:
+                info = property_info(position, user.username)
+                if position.kind is SealKind.PERSONAL:
+                    der = self.personal(user.username).seal_sign(data[i], at, info)
+                    stamps[i][position.no] = base64.b64encode(der).decode("ascii")
+                else:
+                    requests.append((i, position.no, SealRequest(
+                        user.username, Post.SEAL, user.party.code, position.kind, data[i], at,
+                        info)))
+        for start in range(0, len(requests), SEAL_BATCH):
+            chunk = requests[start:start + SEAL_BATCH]
+            signed = self.official.batch_seal_sign([r for _, _, r in chunk])
+            for (i, no, _), der in zip(chunk, signed, strict=True):
+                stamps[i][no] = base64.b64encode(der).decode("ascii")
+        return [doc.with_stamps(s) for doc, s in zip(docs, stamps, strict=True)]
 
 
 @dataclass(frozen=True, slots=True)
