@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 from guoku.bootstrap import Node, workspace_urls
+from guoku.library.service import VoucherLibrary
 from guoku.library.ports import Clock, system_clock
 from guoku.node.bootstrap import DEMO_SECRETS, assemble
 from guoku.province import ProvinceSpec, demo_province
@@ -94,3 +95,16 @@ def open_workspace(
                               EmbeddedTransport())
     return Workspace(workdir, province, {n: a.node for n, a in assembled.items()}, network,
                      trust, [a.signing for a in assembled.values()])
+
+
+@dataclass
+class EmbeddedProvince:
+    """A workspace seen by the flows: each party's library, and delivery by pumping."""
+
+    ws: Workspace
+
+    def library(self, party: str) -> VoucherLibrary:
+        return self.ws.node_for(party).library
+
+    def settle(self) -> None:
+        self.ws.network.pump()

@@ -1,0 +1,87 @@
+"""A party's desks in one county and the moves every flow is made of: issue and answer.
+
+``issue`` is the sender's four steps by three different clerks (录入 → 审核 → 盖章 → 发送);
+``answer`` is the receiver's 签收 or 退回. ``Province.settle`` delivers what is in flight: the
+embedded transport pumps, a deployment waits until the nodes are quiet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from guoku.domain.errors import NotFound
+from guoku.library.service import VoucherLibrary
+from guoku.store.repository import VoucherQuery, VoucherRow
+
+
+class Province(Protocol):
+    def library(self, party: str) -> VoucherLibrary: ...
+
+    def settle(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Desk:
+    """The clerks of ``party`` working for division ``admdiv`` (demo naming: prefix-admdiv-desk)."""
+
+    party: str
+    admdiv: str
+    prefix: str
+
+    def clerk(self, desk: str) -> str:
+        return f"{self.prefix}-{self.admdiv}-{desk}"
+
+    @property
+    def entry(self) -> str:
+        return self.clerk("entry")
+
+    @property
+    def review(self) -> str:
+        return self.clerk("review")
+
+    @property
+    def sealer(self) -> str:
+        return self.clerk("seal")
+
+    @property
+    def receiver(self) -> str:
+        return self.clerk("recv")
+
+
+def issue(
+    province: Province, desk: Desk, vt_code: str, header: Mapping[str, str],
+    details: Sequence[Mapping[str, str]], receiver: str,
+) -> VoucherRow:
+    """Entry, review, seal and send by three clerks; the voucher leaves through the outbox."""
+    lib = province.library(desk.party)
+    row = lib.create(desk.entry, vt_code, header, details, receiver=receiver)
+    lib.check(desk.review, row.id)
+    lib.seal(desk.sealer, row.id)
+    return lib.send(desk.sealer, row.id)
+
+
+def received(province: Province, desk: Desk, sent: VoucherRow) -> VoucherRow:
+    """The receiver's copy of ``sent`` (after ``settle``)."""
+    lib = province.library(desk.party)
+    page = lib.query(desk.receiver, VoucherQuery(vt_code=sent.vt_code, direction="in"),
+                     page_size=500)
+    for row in page.items:
+        if (row.voucher_no, row.version) == (sent.voucher_no, sent.version):
+            return row
+    raise NotFound(f"{desk.party} has not received {sent.ref}")
+
+
+def answer(province: Province, desk: Desk, sent: VoucherRow,
+           return_reason: str | None = None) -> VoucherRow:
+    """签收 — or 退回 with a reason — the receiver's copy of ``sent``."""
+    lib = province.library(desk.party)
+    copy = received(province, desk, sent)
+    if return_reason is None:
+        return lib.accept(desk.receiver, copy.id)
+    return lib.return_(desk.receiver, copy.id, return_reason)
+
+
+def state_of(province: Province, desk: Desk, row: VoucherRow) -> str:
+    return province.library(desk.party).get(desk.entry, row.id).state
