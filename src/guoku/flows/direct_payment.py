@@ -19,10 +19,10 @@ from guoku.flows.model import (
     DIRECT,
     Payment,
     answering_header,
-    clearing_quota_header,
     payment_details,
     payment_header,
     plan_details,
+    plan_header,
     report_details,
 )
 from guoku.flows.ports import PayingBank
@@ -43,7 +43,7 @@ def run(province: Province, payment: Payment, finance: Desk, bank: Desk, pboc: D
     voucher = issue(province, finance, "5201", payment_header(payment, "5201", DIRECT),
                     payment_details(payment), receiver=bank.party)
     quota = issue(province, finance, "5108",
-                  clearing_quota_header(payment, "5108", f"5108-{payment.voucher_no}"),
+                  plan_header(payment, "5108", f"5108-{payment.voucher_no}"),
                   plan_details(payment), receiver=pboc.party)
     province.settle()
     result = DirectPaymentResult(voucher, {"5201": voucher, "5108": quota})

@@ -100,10 +100,13 @@ def payment_details(p: Payment) -> list[dict[str, str]]:
              "ExpEcoCode": p.exp_eco, "PayAmt": p.amount.wire()}]
 
 
-def clearing_quota_header(p: Payment, vt_code: str, voucher_no: str) -> dict[str, str]:
-    """汇总清算额度通知单 (5106, 5108): the quota the treasury will clear for the bank."""
+def plan_header(p: Payment, vt_code: str, voucher_no: str) -> dict[str, str]:
+    """额度通知单 (5102) and 汇总清算额度通知单 (5106, 5108): a quota for the unit, or the sum
+    the treasury will clear for the bank."""
     header = {**_base(p.admdiv, vt_code, voucher_no, p.vou_date), **_funding(p.funding),
-              "PayTypeCode": AUTHORIZED if vt_code == "5106" else DIRECT,
+              "AgencyCode": p.unit_code, "AgencyName": p.unit_name,
+              "ExpFuncCode": p.funding.exp_func, "ExpFuncName": p.funding.exp_func_name,
+              "PayTypeCode": DIRECT if vt_code == "5108" else AUTHORIZED,
               "PlanAmt": p.amount.wire(), "SetMonth": p.vou_date[4:6]}
     return _only_fields(vt_code, header)
 

@@ -44,9 +44,14 @@ from guoku.security.x509 import Certificate, CertificateInvalid, KeyUsage
 from guoku.xml.parser import XmlLimits, parse_xml
 
 FORMAT_VERSION: Final = "1"
-MAX_ENVELOPE_BYTES: Final = 32 * 1024 * 1024
+MAX_ITEM_BYTES: Final = 4_718_592
+"""4.5 MiB: the largest legal voucher (5,000 detail lines of Chinese text) is about 4.2 MiB."""
+MAX_BATCH_PAYLOAD: Final = 5 * 1024 * 1024
+"""Payload bytes one envelope carries at most (the messenger cuts batches by this too)."""
+MAX_ENVELOPE_BYTES: Final = 9_500_000
+"""The Body is one base64 text node, and libxml2 refuses a text node over 10,000,000
+characters: 5 MiB of payload is about 8.9 M characters once encoded twice."""
 MAX_BATCH: Final = 500
-MAX_ITEM_BYTES: Final = 8 * 1024 * 1024
 REPLAY_WINDOW: Final = timedelta(hours=72)
 """Envelopes older than this are refused; the inbox remembers item ids at least this long."""
 CLOCK_SKEW: Final = timedelta(minutes=5)
@@ -157,8 +162,7 @@ def seal_envelope(
     sign: Callable[[bytes], bytes],
 ) -> bytes:
     """Encrypt ``items`` for the receiver and sign the whole with the sender's key."""
-    if not 0 < len(items) <= MAX_BATCH or len(items) != head.count:
-        raise EnvelopeMalformed(f"an envelope carries 1-{MAX_BATCH} items, as its head says")
+    _check_outgoing(head, items)
     head_el = _head_element(head)
     key = random_bytes(SM4_KEY_BYTES)
     body = sm4_gcm_encrypt(key, _body_plaintext(items), aad=_c14n(head_el))
@@ -172,6 +176,18 @@ def seal_envelope(
     if len(data) > MAX_ENVELOPE_BYTES:
         raise EnvelopeTooLarge(f"envelope of {len(data)} bytes exceeds {MAX_ENVELOPE_BYTES}")
     return data
+
+
+def _check_outgoing(head: Head, items: Sequence[Item]) -> None:
+    """Refuse at the sender what every receiver would refuse, before anything is signed."""
+    if not 0 < len(items) <= MAX_BATCH or len(items) != head.count:
+        raise EnvelopeMalformed(f"an envelope carries 1-{MAX_BATCH} items, as its head says")
+    if head.kind not in KINDS or any(i.kind not in KINDS or not i.message_id for i in items):
+        raise EnvelopeMalformed("unknown message kind or an item without a message id")
+    if any(len(i.payload) > MAX_ITEM_BYTES for i in items):
+        raise EnvelopeTooLarge(f"an item exceeds {MAX_ITEM_BYTES} bytes")
+    if sum(len(i.payload) for i in items) > MAX_BATCH_PAYLOAD:
+        raise EnvelopeTooLarge(f"the items exceed {MAX_BATCH_PAYLOAD} bytes together")
 
 
 def read_head(data: bytes) -> Head:
@@ -196,9 +212,10 @@ def _root(data: bytes) -> Any:
 
 def _parse_head(root: Any) -> Head:
     head_el = root[0]
+    tags = [child.tag for child in head_el]
+    if tags != list(_HEAD_FIELDS):  # a list, not a dict: a repeated field is refused
+        raise EnvelopeMalformed(f"envelope head fields {tags} are not {_HEAD_FIELDS}")
     values = {child.tag: (child.text or "") for child in head_el}
-    if list(values) != list(_HEAD_FIELDS):
-        raise EnvelopeMalformed(f"envelope head fields {list(values)} are not {_HEAD_FIELDS}")
     try:
         sent_at = datetime.strptime(values["SendTime"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
             tzinfo=UTC)

@@ -32,6 +32,7 @@ from guoku.store.tables import dead_letters, outbox, rejected_envelopes
 from guoku.store.uow import UnitOfWork
 from guoku.transport.envelope import (
     MAX_BATCH,
+    MAX_BATCH_PAYLOAD,
     EnvelopeRejected,
     Head,
     Item,
@@ -170,14 +171,17 @@ class Messenger:
 
 
 def _runs(rows: Sequence[Any]) -> Iterator[list[Any]]:
-    """Consecutive rows with the same (sender, receiver, kind), at most MAX_BATCH each."""
+    """Consecutive rows with the same (sender, receiver, kind), at most MAX_BATCH items and
+    MAX_BATCH_PAYLOAD bytes each."""
     run: list[Any] = []
+    size = 0
     for row in rows:
         if run and ((row.sender_party, row.receiver_party, row.kind) !=
                     (run[0].sender_party, run[0].receiver_party, run[0].kind)
-                    or len(run) == MAX_BATCH):
+                    or len(run) == MAX_BATCH or size + len(row.payload) > MAX_BATCH_PAYLOAD):
             yield run
-            run = []
+            run, size = [], 0
         run.append(row)
+        size += len(row.payload)
     if run:
         yield run
