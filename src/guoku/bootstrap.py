@@ -10,6 +10,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from guoku.library.admin import install
+from guoku.library.hooks import Hooks
 from guoku.library.ports import Clock, Sealer, SealVerifier, system_clock
 from guoku.library.service import VoucherLibrary
 from guoku.province import NodeSpec, ProvinceSpec
@@ -38,10 +39,12 @@ def node_db_path(workdir: Path, node: NodeSpec) -> Path:
 def build_node(
     url: str, province: ProvinceSpec, spec: NodeSpec, sealer: Sealer, verifier: SealVerifier,
     clock: Clock = system_clock, default_password: str | None = None,
+    hooks: Hooks | None = None,
 ) -> Node:
     engine = open_engine(url)
     install(engine, province, spec, clock, default_password)
-    return Node(spec, engine, VoucherLibrary(engine, spec.node_party, sealer, verifier, clock))
+    library = VoucherLibrary(engine, spec.node_party, sealer, verifier, clock, hooks)
+    return Node(spec, engine, library)
 
 
 def workspace_urls(workdir: Path, province: ProvinceSpec) -> dict[str, str]:

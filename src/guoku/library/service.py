@@ -27,6 +27,7 @@ from guoku.domain.errors import GuokuError, NotFound, PermissionDenied
 from guoku.domain.lifecycle import Event, State
 from guoku.domain.vouchers import voucher_type
 from guoku.library import messages as msg
+from guoku.library.hooks import Hooks, NoHooks
 from guoku.library.inbound import Inbound
 from guoku.library.ports import Clock, Sealer, SealVerifier, iso, system_clock
 from guoku.store import audit
@@ -59,8 +60,10 @@ class VoucherLibrary:
         sealer: Sealer,
         verifier: SealVerifier,
         clock: Clock = system_clock,
+        hooks: Hooks | None = None,
     ) -> None:
         self.engine = engine
+        self.hooks: Hooks = hooks or NoHooks()
         self.node_party = node_party
         self.sealer = sealer
         self.verifier = verifier
@@ -135,6 +138,7 @@ class VoucherLibrary:
             state_before=state_before, state_after=state_after,
             detail={"reason": reason} if reason else None,
         )
+        self.hooks.on_event(uow.conn, row, event, state_after, at)
 
     def _load(self, uow: UnitOfWork, user: User, voucher_id: int) -> VoucherRow:
         """A user sees only vouchers of its own tenant (admdiv) that its party sent or received."""

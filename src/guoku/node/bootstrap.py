@@ -11,7 +11,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from guoku.books.quota_hooks import FinanceQuota
 from guoku.bootstrap import Node, build_node
+from guoku.domain.parties import PartyKind
+from guoku.library.hooks import AllHooks, Hooks, NoHooks
 from guoku.library.ports import Clock, system_clock
 from guoku.province import NodeSpec, ProvinceSpec, demo_province
 from guoku.security.certs import TrustStore
@@ -55,6 +58,13 @@ class AssembledNode:
         self.node.engine.dispose()
 
 
+def business_hooks(kind: PartyKind) -> Hooks:
+    """What the party's business system books as its vouchers move."""
+    if kind is PartyKind.FINANCE:
+        return AllHooks([FinanceQuota()])
+    return NoHooks()
+
+
 def resolve_node(province: ProvinceSpec, name_or_party: str) -> NodeSpec:
     for spec in province.nodes:
         if spec.name == name_or_party:
@@ -77,7 +87,8 @@ def assemble(
         return UsbPersonalSeal.open(usb_path(home, username), secrets.user_pin)
 
     node = build_node(db_url, province, spec, VoucherSealer(client, personal),
-                      VoucherVerifier(trust), clock, DEMO_PASSWORD)
+                      VoucherVerifier(trust), clock, DEMO_PASSWORD,
+                      business_hooks(province.party(spec.node_party).kind))
     messenger = Messenger(spec, province, node.library, client, read_directory(home), trust,
                           clock)
     return AssembledNode(node, messenger, service)

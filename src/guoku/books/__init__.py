@@ -1,0 +1,1 @@
+"""The parties' business systems as far as guoku books them: quotas and ledgers."""
