@@ -11,10 +11,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from guoku.books.ledger import BusinessLedger
 from guoku.books.quota_hooks import FinanceQuota
 from guoku.bootstrap import Node, build_node
 from guoku.domain.parties import PartyKind
-from guoku.library.hooks import AllHooks, Hooks, NoHooks
+from guoku.library.hooks import AllHooks, Hooks
 from guoku.library.ports import Clock, system_clock
 from guoku.province import NodeSpec, ProvinceSpec, demo_province
 from guoku.security.certs import TrustStore
@@ -61,8 +62,8 @@ class AssembledNode:
 def business_hooks(kind: PartyKind) -> Hooks:
     """What the party's business system books as its vouchers move."""
     if kind is PartyKind.FINANCE:
-        return AllHooks([FinanceQuota()])
-    return NoHooks()
+        return AllHooks([FinanceQuota(), BusinessLedger()])
+    return BusinessLedger()
 
 
 def resolve_node(province: ProvinceSpec, name_or_party: str) -> NodeSpec:

@@ -206,3 +206,144 @@ audit_head = Table(
 )
 """One row (id=1): the chain's last seq and hash. Appenders lock it, so the chain stays a line
 under concurrent writers on PostgreSQL, and a deleted tail is detected."""
+
+# --- quota ledger (额度台账): see guoku.domain.quota and docs/decisions/0012 -----------------
+
+from sqlalchemy import CheckConstraint  # noqa: E402  (appended section; owner: quota ledger)
+
+QUOTA_KEY = ("admdiv", "st_year", "agency_code", "fund_type", "exp_func", "month")
+"""Columns of a quota key (guoku.domain.quota.QuotaKey), in both quota tables."""
+
+
+def _quota_key_columns() -> list[Column[object]]:
+    return [
+        Column("admdiv", String(6), nullable=False),
+        Column("st_year", Integer, nullable=False),
+        Column("agency_code", String(42), nullable=False),
+        Column("fund_type", String(42), nullable=False),
+        Column("exp_func", String(42), nullable=False),
+        Column("month", Integer, nullable=False),
+    ]
+
+
+quota_balances = Table(
+    "quota_balances",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    *_quota_key_columns(),
+    Column("issued_fen", BigInteger, nullable=False),
+    Column("held_fen", BigInteger, nullable=False),
+    Column("spent_fen", BigInteger, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    UniqueConstraint(*QUOTA_KEY, name="uq_quota_balances_key"),
+    CheckConstraint(
+        "held_fen >= 0 AND spent_fen >= 0 AND held_fen + spent_fen <= issued_fen",
+        name="ck_quota_balances_never_overdrawn",
+    ),
+)
+"""One row per quota key. Writers lock the row (SELECT ... FOR UPDATE) before they change it; the
+check constraint is the last line of defence: the database itself refuses an overdrawn quota."""
+
+quota_entries = Table(
+    "quota_entries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    *_quota_key_columns(),
+    Column("op", String(8), nullable=False),
+    Column("amount_fen", BigInteger, nullable=False),
+    Column("voucher_ref", String(80), nullable=False),
+    Column("payment_ref", String(80), nullable=True, index=True),
+    Column("at", TS, nullable=False),
+    Column("issued_after", BigInteger, nullable=False),
+    Column("held_after", BigInteger, nullable=False),
+    Column("spent_after", BigInteger, nullable=False),
+    UniqueConstraint("voucher_ref", "op", name="uq_quota_entries_voucher_op"),
+    CheckConstraint("amount_fen > 0", name="ck_quota_entries_amount_positive"),
+    Index("ix_quota_entries_key", *QUOTA_KEY, "id"),
+)
+"""Append-only: one entry per operation, naming its voucher; (voucher_ref, op) is unique, so a
+redelivered operation is found and never applied twice. Balance = sum of the entries."""
+
+# --- account directory (账户信息维护) and payee checks: see guoku.store.accounts, decision 0013 --
+
+ACCOUNT_STATUSES = ("pending", "active", "rejected", "closed", "superseded")
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("admdiv", String(6), nullable=False),
+    Column("account_no", String(32), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("kind", String(8), nullable=False),
+    Column("change", String(8), nullable=False),
+    Column("name", String(60), nullable=False),
+    Column("bank_name", String(60), nullable=False),
+    Column("bank_no", String(12), nullable=True),
+    Column("status", String(10), nullable=False),
+    Column("entered_by", String(64), nullable=False),
+    Column("entered_at", TS, nullable=False),
+    Column("reviewed_by", String(64), nullable=True),
+    Column("reviewed_at", TS, nullable=True),
+    Column("review_note", String(200), nullable=True),
+    Column("updated_at", TS, nullable=False),
+    UniqueConstraint("admdiv", "account_no", "version", name="uq_accounts_version"),
+    CheckConstraint(
+        "status IN ('pending', 'active', 'rejected', 'closed', 'superseded')",
+        name="ck_accounts_status",
+    ),
+    CheckConstraint("kind IN ('payee', 'unit')", name="ck_accounts_kind"),
+    CheckConstraint("reviewed_by IS NULL OR reviewed_by <> entered_by",
+                    name="ck_accounts_four_eyes"),
+)
+"""Payee and unit accounts, one row per version of one account (admdiv, account_no). A change is
+entered as a ``pending`` row and becomes ``active`` only when another user with the review post
+approves it; the previous active row becomes ``superseded``. Lookups see ``active`` rows only."""
+
+Index(
+    "uq_accounts_live",
+    accounts.c.admdiv,
+    accounts.c.account_no,
+    accounts.c.status,
+    unique=True,
+    sqlite_where=accounts.c.status.in_(["pending", "active"]),
+    postgresql_where=accounts.c.status.in_(["pending", "active"]),
+)
+"""At most one active and at most one pending version per account, enforced by the database."""
+
+account_checks = Table(
+    "account_checks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("voucher_id", Integer, ForeignKey("vouchers.id"), nullable=False, index=True),
+    Column("admdiv", String(6), nullable=False),
+    Column("account_no", String(42), nullable=False),
+    Column("account_found", Boolean, nullable=False),
+    Column("name_match", String(8), nullable=False),
+    Column("bank_match", String(8), nullable=False),
+    Column("passed", Boolean, nullable=False),
+    Column("problems", Text, nullable=False),
+    Column("checked_at", TS, nullable=False),
+)
+"""The automatic payee-account check of a voucher (guoku.domain.accounts.AccountCheck), kept with
+the voucher and shown to the reviewer before sealing; ``problems`` is JSON. Newest row wins."""
+
+ledger_entries = Table(
+    "ledger_entries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("admdiv", String(6), nullable=False),
+    Column("party", String(42), nullable=False),
+    Column("account", String(32), nullable=False),
+    Column("agency_code", String(42), nullable=False),
+    Column("fund_type", String(42), nullable=False),
+    Column("exp_func", String(42), nullable=False),
+    Column("day", String(8), nullable=False),
+    Column("amount_fen", BigInteger, nullable=False),
+    Column("voucher_ref", String(80), nullable=False),
+    Column("at", TS, nullable=False),
+    UniqueConstraint("voucher_ref", "account", name="uq_ledger_entries_posting"),
+    Index("ix_ledger_entries_day", "admdiv", "day", "account"),
+)
+"""Each party's business ledger (业务账): one posting per (voucher, account), what
+reconciliation compares with the vouchers and with the other parties' ledgers."""
