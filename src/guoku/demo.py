@@ -61,6 +61,9 @@ def run(workdir: Path, log: Callable[[str], None] = print) -> DemoReport:
             report.flows[name] = "failed"
             report.notes.append(f"{name}: {exc}")
         log(f"  {name}: {report.flows[name]}")
+    from guoku.demo_flows import run as run_flows
+
+    run_flows(ws, report.flows, report.notes)
     report.exported = export(ws)
     report.vouchers = sum(_count(n.library.engine) for n in ws.nodes.values())
     _verify_audit(ws, report)
