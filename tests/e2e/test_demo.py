@@ -63,3 +63,27 @@ def test_the_audit_chains_of_every_node_verify(demo: tuple[Path, dict[str, objec
     result = _run("audit", "verify", "--workdir", str(workdir), "--json")
     assert result.returncode == 0, result.stdout
     assert {r["status"] for r in json.loads(result.stdout).values()} == {"ok"}
+
+
+def test_the_demo_reports_every_business_flow_ok(demo: tuple[Path, dict[str, object]]) -> None:
+    _, report = demo
+    flows = report["flows"]
+    assert isinstance(flows, dict)
+    for name in ("authorized_payment", "direct_payment", "allocation", "authorized_refund",
+                 "direct_refund", "allocation_refund", "quota_issue"):
+        assert flows[name] == "ok", name
+
+
+def test_the_flow_commands_drive_a_payment_on_the_demo_workspace(
+    demo: tuple[Path, dict[str, object]],
+) -> None:
+    workdir, _ = demo
+    paid = _run("flow", "authorized-pay", "--no", "CLI0001", "--amount", "99.00",
+                "--workdir", str(workdir), "--json")
+    assert paid.returncode == 0, paid.stderr
+    assert "9301:F533103" in json.loads(paid.stdout)["vouchers"]
+    refused = _run("flow", "authorized-pay", "--no", "CLI0002", "--amount", "999999.00",
+                   "--workdir", str(workdir))
+    assert refused.returncode == 2 and "QUOTA_EXCEEDED" in refused.stderr
+    closed = _run("day", "close", "--workdir", str(workdir))
+    assert closed.returncode == 2 and "DAY_ALREADY_CLOSED" in closed.stderr

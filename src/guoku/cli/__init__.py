@@ -38,6 +38,7 @@ _GROUPS: tuple[tuple[str, str | None], ...] = (
     ("usbkey", "usbkey"),
     ("node", "node"),
     ("mq", "mq"),
+    ("flow", "flow"),
 )
 
 
@@ -50,6 +51,9 @@ def _register() -> None:
                 continue  # that command group is not built yet
             raise
         sub: typer.Typer = module.app
+        extra = getattr(module, "day_app", None)
+        if extra is not None:
+            app.add_typer(extra, name="day")
         if group is None:
             for command in sub.registered_commands:
                 app.registered_commands.append(command)

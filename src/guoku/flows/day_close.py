@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
+from guoku.domain.errors import Conflict
 from guoku.domain.money import Amount
 from guoku.flows.desk import Desk, Province, issue, received
 from guoku.flows.model import AUTHORIZED, DIRECT
@@ -52,11 +53,21 @@ class DayCloseResult:
     returned: dict[str, str] = field(default_factory=dict)
 
 
+class DayAlreadyClosed(Conflict):
+    code = "DAY_ALREADY_CLOSED"
+
+
 def close_day(province: Province, bank: Desk, finance: Desk, day: str) -> DayCloseResult:
     """Build, seal and send the bank's daily reports of ``day`` for the desk's division;
-    finance checks each and accepts or returns it."""
+    finance checks each and accepts or returns it. A day closes once."""
     result = DayCloseResult(day)
     lib = province.library(bank.party)
+    done = [r for kind in REPORTS for r in lib.query(
+        bank.entry, VoucherQuery(vt_code=kind.vt_code, direction="out", date_from=day,
+                                 date_to=day)).items]
+    if done:
+        raise DayAlreadyClosed(f"{day} is closed for {bank.party} in {bank.admdiv} already "
+                               f"({len(done)} daily reports sent)", day=day)
     for kind in REPORTS:
         rows = _paid_on(lib.query(bank.entry, VoucherQuery(vt_code=kind.source_type,
                                                            direction=kind.direction,
