@@ -48,7 +48,7 @@ def test_a_voucher_with_one_field_changed_is_refused(
     demo: tuple[Path, dict[str, object]], tmp_path: Path,
 ) -> None:
     workdir, _ = demo
-    original = sorted((workdir / "export" / "bank-icbc").glob("*.xml"))[0]
+    original = sorted((workdir / "export" / "bank-icbc").glob("5201_*.xml"))[0]
     changed = tmp_path / "changed.xml"
     text = original.read_text(encoding="utf-8")
     changed.write_text(re.sub(r"<PayeeAcctName>[^<]*<", "<PayeeAcctName>某某公司<", text, count=1),

@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 
 HOST: Final = "127.0.0.1"
 PATH: Final = "/health"
+POLL: Final = 0.05
+"""Seconds between the server's looks at its shutdown flag (how long close() may wait)."""
 
 Snapshot = Callable[[], dict[str, Any]]
 
@@ -32,8 +34,8 @@ class HealthServer:
     def __init__(self, snapshot: Snapshot, *, port: int = 0, host: str = HOST) -> None:
         self._server = ThreadingHTTPServer((host, port), _handler(snapshot))
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="health",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(POLL,),
+                                        name="health", daemon=True)
 
     @property
     def port(self) -> int:

@@ -1,6 +1,8 @@
 """The production transport: RabbitMQ over AMQP 0-9-1 with pika's blocking adapter.
 
-Topology (declared idempotently by whoever touches a node first, sender or receiver)::
+Topology, declared idempotently by the node that owns it (its consumer, its dead-letter drain,
+or ``guoku mq declare`` at provisioning), never by a sender: each node chooses its own delivery
+limit, and a sender that declared a receiver's queue would freeze its own choice into it::
 
     <prefix>.node.<node>   durable quorum queue, x-delivery-limit, dead-letters at least once
          │  after delivery_limit failed deliveries (delivery_limit + 1 in all)
@@ -14,7 +16,7 @@ Guarantees, each the smallest that exactly-once on top needs:
 
 - ``publish`` returns only after the broker confirmed the persistent message into the queue
   (publisher confirms, ``mandatory``); anything else raises :class:`TransientError` and the
-  outbox keeps the envelope.
+  outbox keeps the envelope — also while the receiver's queue does not exist yet.
 - ``consume`` acks a delivery only after the handler returned. A handler that raised is
   nacked back to the queue after a bounded backoff; the queue counts deliveries and dead-letters
   at the limit. A dropped connection is re-opened with backoff; whatever was in hand is
@@ -35,7 +37,8 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from typing import Any, Final
+from functools import partial
+from typing import Any, Final, TypeVar
 
 import pika
 import pika.exceptions as pex
@@ -44,6 +47,7 @@ from guoku.domain.errors import GuokuError
 from guoku.transport.ports import Handler, TransientError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DEFAULT_PREFIX: Final = "guoku"
 DEFAULT_DELIVERY_LIMIT: Final = 5
@@ -98,11 +102,20 @@ _BROKER_ERRORS: Final = (pex.AMQPError, OSError)
 channel, stream-lost, unroutable and nack errors)."""
 
 
+_MESSAGE_REFUSED: Final = (pex.UnroutableError, pex.NackError)
+"""The broker refused one message; the channel itself is fine."""
+
+
+class _StaleConnection(TransientError):
+    """A broker error on a connection this thread had cached: worth one retry on a new one."""
+
+
 def _translate(exc: BaseException, doing: str) -> GuokuError:
     if isinstance(exc, pex.ChannelClosedByBroker) and exc.reply_code in (403, 406):
         return BrokerMisconfigured(f"{doing}: broker refused: {exc.reply_code} {exc.reply_text}")
     if isinstance(exc, pex.UnroutableError):
-        return TransientError(f"{doing}: the broker returned the message as unroutable")
+        return TransientError(f"{doing}: no such queue yet (the receiver declares it when it "
+                              "first starts, or `guoku mq declare`)")
     if isinstance(exc, pex.NackError):
         return TransientError(f"{doing}: the broker nacked the message")
     name, detail = type(exc).__name__, str(exc)
@@ -163,6 +176,8 @@ class AmqpTransport:
     ) -> None:
         assert delivery_limit >= 1 and prefetch >= 1
         self._parameters = _parameters(url)
+        self.where = f"{self._parameters.host}:{self._parameters.port}"
+        """The broker's address for messages (never the credentials)."""
         self.topology = Topology(prefix)
         self.delivery_limit = delivery_limit
         self.prefetch = prefetch
@@ -184,7 +199,7 @@ class AmqpTransport:
             try:
                 self._consume_connected(node, handler, stop, reconnect, retry)
             except _BROKER_ERRORS as exc:
-                error = _translate(exc, f"consume {node}")
+                error = _translate(exc, f"consume {node} at {self.where}")
                 if isinstance(error, BrokerMisconfigured):
                     raise error from exc
                 delay = reconnect.next()
@@ -207,6 +222,11 @@ class AmqpTransport:
                     session.connection.add_callback_threadsafe(session.connection.close)
         self._local.session = None
 
+    def declare(self, node: str) -> None:
+        """Declare ``node``'s queues and the dead-letter exchange (idempotent; a queue that
+        exists with other arguments raises :class:`BrokerMisconfigured`)."""
+        self._run(f"declare {node}", lambda _session: None, declare=node)
+
     def queue_name(self, node: str) -> str:
         """The queue ``node`` consumes (what ``dead_letters.queue`` records)."""
         return self.topology.queue(node)
@@ -219,9 +239,10 @@ class AmqpTransport:
         Each is acked only after ``sink`` returned; if ``sink`` raises, that message goes back
         to the dead queue and the error propagates. Returns how many were moved.
         """
-        moved = 0
-        with self._session_for(node, "drain dead letters") as session:
-            dead = self.topology.dead_queue(node)
+        dead = self.topology.dead_queue(node)
+
+        def drain(session: _Session) -> int:
+            moved = 0
             while moved < limit:
                 method, properties, body = session.channel.basic_get(dead, auto_ack=False)
                 if method is None:
@@ -234,7 +255,9 @@ class AmqpTransport:
                     raise
                 session.channel.basic_ack(method.delivery_tag)
                 moved += 1
-        return moved
+            return moved
+
+        return self._run(f"drain {dead}", drain, declare=node)
 
     def replay(self, node: str, body: bytes, envelope_id: str | None = None) -> None:
         """Publish a dead letter's body to ``node``'s queue again (a fresh delivery count)."""
@@ -242,21 +265,25 @@ class AmqpTransport:
 
     def queue_depth(self, node: str) -> tuple[int, int]:
         """``(ready messages in the node queue, in its dead queue)`` for health and tests."""
-        with self._session_for(None, f"inspect {node}") as session:
+        def depth(session: _Session) -> tuple[int, int]:
             main = session.channel.queue_declare(self.topology.queue(node), passive=True)
             dead = session.channel.queue_declare(self.topology.dead_queue(node), passive=True)
             return int(main.method.message_count), int(dead.method.message_count)
 
+        return self._run(f"inspect {node}", depth)
+
     def delete_topology(self, node: str) -> None:
         """Delete ``node``'s queues (tests and decommissioning; never on a live node)."""
-        with self._session_for(None, f"delete {node}") as session:
+        def delete(session: _Session) -> None:
             session.channel.queue_delete(self.topology.queue(node))
             session.channel.queue_delete(self.topology.dead_queue(node))
             session.declared.discard(node)
 
+        self._run(f"delete {node}", delete)
+
     def delete_exchange(self) -> None:
-        with self._session_for(None, "delete dead-letter exchange") as session:
-            session.channel.exchange_delete(self.topology.dlx)
+        self._run("delete dead-letter exchange",
+                  lambda session: session.channel.exchange_delete(self.topology.dlx))
 
     # -- internals -------------------------------------------------------------------------
 
@@ -266,20 +293,19 @@ class AmqpTransport:
             content_type="application/xml", timestamp=int(time.time()),
         )
         queue = self.topology.queue(node)
-        for attempt in (1, 2):
-            fresh = self._current() is None
-            try:
-                with self._session_for(node, f"publish {message_id} to {node}") as session:
-                    session.channel.basic_publish(
-                        exchange="", routing_key=queue, body=body, properties=properties,
-                        mandatory=True,
-                    )
-                return
-            except TransientError:
-                # A cached connection may have died while idle (broker restart): try once on a
-                # new one. A duplicate is harmless, the receiver's inbox drops it.
-                if fresh or attempt == 2:
-                    raise
+        self._run(f"publish {message_id} to {node}", lambda session: session.channel.basic_publish(
+            exchange="", routing_key=queue, body=body, properties=properties, mandatory=True))
+
+    def _run(self, doing: str, work: Callable[[_Session], T], *, declare: str | None = None) -> T:
+        """``work`` on this thread's session. A cached connection may have died while idle
+        (broker restart): then ``work`` runs once more on a new one. Repeating a publish at worst
+        duplicates it, and the receiver's inbox drops the duplicate."""
+        try:
+            with self._session_for(doing, declare=declare) as session:
+                return work(session)
+        except _StaleConnection:
+            with self._session_for(doing, declare=declare) as session:
+                return work(session)
 
     def _current(self) -> _Session | None:
         session: _Session | None = getattr(self._local, "session", None)
@@ -289,21 +315,26 @@ class AmqpTransport:
         return session
 
     @contextmanager
-    def _session_for(self, node: str | None, doing: str) -> Iterator[_Session]:
-        """This thread's session with ``node``'s topology declared; a broker error drops the
-        connection (the next call opens a new one) and surfaces as a guoku error."""
+    def _session_for(self, doing: str, *, declare: str | None = None) -> Iterator[_Session]:
+        """This thread's session (with the ``declare`` node's topology declared); a broker error
+        drops the connection (the next call opens a new one) and surfaces as a guoku error."""
         session = self._current()
+        cached = session is not None
         try:
             if session is None:
                 session = self._open_session()
-            if node is not None and node not in session.declared:
-                self._declare(session.channel, node)
-                session.declared.add(node)
+            if declare is not None and declare not in session.declared:
+                self._declare(session.channel, declare)
+                session.declared.add(declare)
             yield session
         except _BROKER_ERRORS as exc:
-            if session is not None:
+            refused = isinstance(exc, _MESSAGE_REFUSED)
+            if session is not None and not refused:
                 self._drop(session)
-            raise _translate(exc, doing) from exc
+            error = _translate(exc, f"{doing} at {self.where}")
+            if cached and not refused and isinstance(error, TransientError):
+                raise _StaleConnection(error.message) from exc
+            raise error from exc
 
     def _open_session(self) -> _Session:
         connection = pika.BlockingConnection(self._parameters)
@@ -354,18 +385,26 @@ class AmqpTransport:
                 self.topology.queue(node), inactivity_timeout=POLL_SECONDS
             ):
                 if stop.is_set():
-                    break  # a delivery not yet in hand goes back with cancel() below
+                    break  # not in hand yet: it goes back to the queue
                 if method is None:
                     continue
-                self._deliver(connection, channel, method.delivery_tag, body, handler, stop, retry)
+                settle = self._process(connection, channel, method.delivery_tag, body, handler,
+                                       stop, retry)
+                if stop.is_set():
+                    channel.cancel()  # no new delivery arrives once the one in hand is settled
+                    settle()
+                    return
+                settle()
             channel.cancel()
         finally:
             _close_quietly(connection)
 
-    def _deliver(
+    def _process(
         self, connection: Any, channel: Any, tag: int, body: bytes, handler: Handler,
         stop: threading.Event, retry: Backoff,
-    ) -> None:
+    ) -> Callable[[], None]:
+        """Run the handler; return how to settle the delivery: ack if it returned, else (after
+        a backoff that ``stop`` cuts short) nack back to the queue, which counts the delivery."""
         try:
             handler(body)
         except TransientError as exc:
@@ -376,10 +415,9 @@ class AmqpTransport:
             log.exception("handler bug on delivery %d; requeue in %.1f s", tag, delay)
         else:
             retry.reset()
-            channel.basic_ack(tag)
-            return
+            return partial(channel.basic_ack, tag)
         _sleep(connection, delay, stop)
-        channel.basic_nack(tag, requeue=True)
+        return partial(channel.basic_nack, tag, requeue=True)
 
     def _death(self, headers: dict[str, Any]) -> tuple[str, int]:
         deaths = headers.get("x-death") or [{}]
