@@ -17,8 +17,8 @@ from datetime import datetime
 from pathlib import Path
 
 from guoku.bootstrap import Node, workspace_urls
-from guoku.library.service import VoucherLibrary
 from guoku.library.ports import Clock, system_clock
+from guoku.library.service import VoucherLibrary
 from guoku.node.bootstrap import DEMO_SECRETS, assemble
 from guoku.province import ProvinceSpec, demo_province
 from guoku.security.certs import TrustStore
@@ -94,7 +94,7 @@ def open_workspace(
     network = EmbeddedNetwork({n: a.messenger for n, a in assembled.items()},
                               EmbeddedTransport())
     return Workspace(workdir, province, {n: a.node for n, a in assembled.items()}, network,
-                     trust, [a.signing for a in assembled.values()])
+                     trust, [a.signing for a in assembled.values() if a.signing is not None])
 
 
 @dataclass

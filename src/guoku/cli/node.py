@@ -73,13 +73,17 @@ def run_cmd(
     ] = DEFAULT_PREFETCH,
     batch: Annotated[int, typer.Option("--batch", min=1, max=500,
                                        help="Envelopes the relay seals per pass.")] = DEFAULT_BATCH,
+    signing: Annotated[str | None, typer.Option(
+        "--signing", envvar="GUOKU_SIGNING_URL",
+        help="Signing server URL (http://127.0.0.1:PORT); default: open the signing-server "
+        "directory under --home in this process.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run the node until SIGTERM/SIGINT; exit 0 after a clean shutdown."""
     from guoku.node.bootstrap import build_messenger
 
     configure_logging(verbose)
-    messenger = build_messenger(home, party, resolve_url(db))
+    messenger = build_messenger(home, party, resolve_url(db), signing)
     engine = messenger.library.engine
     transport = AmqpTransport(broker, prefix=prefix, delivery_limit=delivery_limit,
                               prefetch=prefetch)

@@ -28,6 +28,7 @@ from guoku.security.provision import (
     usb_path,
 )
 from guoku.security.sealing import VoucherSealer, VoucherVerifier
+from guoku.security.signing_http import HttpSigningClient
 from guoku.security.signing_server import LocalSigningClient, SigningService
 from guoku.transport.messenger import Messenger
 
@@ -52,10 +53,13 @@ def secrets_from_env() -> Secrets:
 class AssembledNode:
     node: Node
     messenger: Messenger
-    signing: SigningService
+    signing: SigningService | None
+    """Open here when the node uses its signing-server directory in process; None when it
+    talks to a signing server process over HTTP."""
 
     def close(self) -> None:
-        self.signing.close()
+        if self.signing is not None:
+            self.signing.close()
         self.node.engine.dispose()
 
 
@@ -76,13 +80,20 @@ def resolve_node(province: ProvinceSpec, name_or_party: str) -> NodeSpec:
 def assemble(
     home: Path, spec: NodeSpec, db_url: str, *, secrets: Secrets = DEMO_SECRETS,
     province: ProvinceSpec | None = None, trust: TrustStore | None = None,
-    clock: Clock = system_clock,
+    clock: Clock = system_clock, signing_url: str | None = None,
 ) -> AssembledNode:
-    """One node: its signing server opened, its database migrated and seeded."""
+    """One node: its signing server (in process, or at ``signing_url``), its database
+    migrated and seeded."""
     province = province or demo_province()
     trust = trust or TrustStore.from_directory(home / "trust")
-    service = SigningService.open(signing_dir(home, spec), secrets.passphrase)
-    client = LocalSigningClient(service, read_tokens(home)[spec.name])
+    token = read_tokens(home)[spec.name]
+    service: SigningService | None = None
+    client: LocalSigningClient | HttpSigningClient
+    if signing_url:
+        client = HttpSigningClient(signing_url, token)
+    else:
+        service = SigningService.open(signing_dir(home, spec), secrets.passphrase)
+        client = LocalSigningClient(service, token)
 
     def personal(username: str) -> UsbPersonalSeal:
         return UsbPersonalSeal.open(usb_path(home, username), secrets.user_pin)
@@ -95,8 +106,10 @@ def assemble(
     return AssembledNode(node, messenger, service)
 
 
-def build_messenger(home: Path, node_name: str, db_url: str) -> Messenger:
+def build_messenger(home: Path, node_name: str, db_url: str,
+                    signing_url: str | None = None) -> Messenger:
     """For `guoku node run`: the node named (or serving the party) ``node_name``."""
     province = demo_province()
     return assemble(home, resolve_node(province, node_name), db_url,
-                    secrets=secrets_from_env(), province=province).messenger
+                    secrets=secrets_from_env(), province=province,
+                    signing_url=signing_url).messenger

@@ -1,0 +1,1 @@
+"""Running a province as real processes: signing servers and voucher-library nodes."""
