@@ -20,8 +20,9 @@ from guoku.domain.errors import GuokuError
 from guoku.domain.money import Amount
 from guoku.domain.quota import QuotaExceeded
 from guoku.flows import allocation, authorized_payment, day_close, direct_payment, refunds
-from guoku.flows.desk import Desk, received
+from guoku.flows.desk import Desk, Province, received
 from guoku.flows.model import Funding, Payee, Payment
+from guoku.store.accounts import AccountDirectory
 from guoku.workspace import EmbeddedProvince, Workspace
 
 COUNTY = "533103"
@@ -32,6 +33,22 @@ SCHOOL = Payee("2502010009200067890", "芒市第一中学", "中国工商银行�
 CLOSED = Payee("2502010009200011111", "芒市已注销商贸有限公司", "中国工商银行芒市支行")
 RENAMED = Payee("2502010009200022222", "芒市印刷厂", "中国工商银行芒市支行")
 SPECIAL = Payee("6228480000000012345", "芒市扶贫专户", "中国农业银行芒市支行")
+UNKNOWN = Payee("2502010009200099999", "芒市新开商行", "中国工商银行芒市支行")
+"""Not in any account directory: the automatic payee check stops it at the bank."""
+DIRECTORY = (SUPPLIER, SCHOOL, CLOSED, RENAMED, SPECIAL)
+
+
+def register_accounts(province: EmbeddedProvince | Province, county: str = COUNTY) -> None:
+    """Finance's and the bank's account directories: each payee entered by one clerk and
+    approved by another (账户信息维护审核) before any voucher may use it."""
+    for party, prefix in ((f"F{county}", "fin"), ("B-ICBC", "icbc")):
+        directory = AccountDirectory(province.library(party).engine)
+        for payee in DIRECTORY:
+            if directory.lookup(county, payee.account_no) is not None:
+                continue
+            entry = directory.enter_new(f"{prefix}-{county}-entry", county, payee.account_no,
+                                        payee.name, payee.bank_name)
+            directory.approve(f"{prefix}-{county}-review", entry.id)
 
 
 @dataclass
@@ -90,6 +107,7 @@ def run(ws: Workspace, flows: dict[str, str], notes: list[str]) -> None:
             notes.append(f"{name}: FAILED {exc}")
 
     state: dict[str, object] = {}
+    register_accounts(province)
 
     def quota_issue() -> str:
         authorized_payment.issue_quota(province, pay("ED533103001", "50000.00"), who.finance,
@@ -125,7 +143,8 @@ def run(ws: Workspace, flows: dict[str, str], notes: list[str]) -> None:
         failures = []
         for no, payee, amount in (("ZJ533103091", CLOSED, "100.00"),
                                   ("ZJ533103092", RENAMED, "200.00"),
-                                  ("ZJ533103093", SCHOOL, "999999.00")):
+                                  ("ZJ533103093", SCHOOL, "999999.00"),
+                                  ("ZJ533103094", UNKNOWN, "300.00")):
             failed = direct_payment.run(province, pay(no, amount, payee), who.finance,
                                         who.bank, who.pboc, bank)
             if failed.paid:

@@ -6,10 +6,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
+from tests.conftest import pg_url_with_schema
 
 from guoku import demo_flows as world
 from guoku.bank.paying import CorePayer
@@ -22,7 +22,6 @@ from guoku.flows.model import Payment
 from guoku.node.bootstrap import DEMO_SECRETS
 from guoku.province import demo_province
 from guoku.security.provision import provision
-from tests.conftest import pg_url_with_schema
 
 C = world.COUNTY
 FIN, UNIT = Desk(f"F{C}", C, "fin"), Desk("U533103001", C, "unit")
@@ -49,6 +48,7 @@ def deployed(tmp_path_factory: pytest.TempPathFactory, pg_url: str,
                              amqp_url, f"guoku-e2e-{uuid.uuid4().hex[:8]}", root / "logs")
     try:
         province.up()
+        world.register_accounts(province)
         yield province
     finally:
         codes = province.down()

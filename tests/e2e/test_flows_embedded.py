@@ -40,7 +40,9 @@ def ws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
 
 @pytest.fixture(scope="module")
 def province(ws: Workspace) -> EmbeddedProvince:
-    return EmbeddedProvince(ws)
+    province = EmbeddedProvince(ws)
+    world.register_accounts(province)
+    return province
 
 
 @pytest.fixture
@@ -177,3 +179,23 @@ def test_one_user_can_never_carry_a_payment_alone(province: EmbeddedProvince) ->
     with pytest.raises(SeparationOfDuties):
         lib.seal(FIN.entry, row.id)
     assert lib.get(FIN.entry, row.id).state == "checked"
+
+
+def test_the_reviewer_sees_the_payee_check_and_the_bank_stops_an_unknown_payee(
+    province: EmbeddedProvince, bank: CorePayer,
+) -> None:
+    lib = province.library(FIN.party)
+    p = payment("D0300", "30.00", world.UNKNOWN)
+    row = lib.create(FIN.entry, "5201", payment_header(p, "5201", DIRECT), payment_details(p),
+                     receiver=BANK.party)
+    check = lib.payee_check(FIN.review, row.id)
+    assert check is not None and not check.account_found and not check.passed
+    lib.void(FIN.entry, row.id, "收款账户未登记")
+    result = direct_payment.run(province, payment("D0301", "30.00", world.UNKNOWN), FIN, BANK,
+                                PBOC, bank)
+    assert not result.paid and "账户不存在" in (result.reason or "")
+    known = lib.create(FIN.entry, "5201", payment_header(payment("D0302", "1.00",
+                                                                 world.SCHOOL), "5201", DIRECT),
+                       payment_details(payment("D0302", "1.00", world.SCHOOL)),
+                       receiver=BANK.party)
+    assert (check := lib.payee_check(FIN.review, known.id)) is not None and check.passed

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from guoku.flows.desk import Desk, Province, answer, issue
+from guoku.flows.desk import Desk, Province, answer, issue, payee_refusal
 from guoku.flows.model import (
     AUTHORIZED,
     Payment,
@@ -29,7 +29,7 @@ from guoku.flows.model import (
     plan_header,
     report_details,
 )
-from guoku.flows.ports import PayingBank
+from guoku.flows.ports import PayingBank, PaymentOutcome
 from guoku.store.repository import VoucherRow
 
 
@@ -75,8 +75,9 @@ def pay(province: Province, payment: Payment, unit: Desk, bank: Desk, pboc: Desk
                     payment_details(payment), receiver=bank.party)
     province.settle()
     result = FlowResult(voucher, {"8202": voucher})
+    refusal = payee_refusal(province, bank, voucher)
     outcome = core.pay(voucher.ref, payment.payee.account_no, payment.payee.name,
-                       payment.amount)
+                       payment.amount) if refusal is None else PaymentOutcome(False, "", refusal)
     if not outcome.paid:
         answer(province, bank, voucher, return_reason=outcome.reason)
         province.settle()

@@ -85,3 +85,12 @@ def answer(province: Province, desk: Desk, sent: VoucherRow,
 
 def state_of(province: Province, desk: Desk, row: VoucherRow) -> str:
     return province.library(desk.party).get(desk.entry, row.id).state
+
+
+def payee_refusal(province: Province, desk: Desk, sent: VoucherRow) -> str | None:
+    """The receiving bank's automatic payee-account check: why it must not accept, if so."""
+    lib = province.library(desk.party)
+    check = lib.payee_check(desk.receiver, received(province, desk, sent).id)
+    if check is None or check.passed:
+        return None
+    return check.summary()

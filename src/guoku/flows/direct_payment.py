@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from guoku.domain.money import Amount
-from guoku.flows.desk import Desk, Province, answer, issue
+from guoku.flows.desk import Desk, Province, answer, issue, payee_refusal
 from guoku.flows.model import (
     DIRECT,
     Payment,
@@ -25,7 +25,7 @@ from guoku.flows.model import (
     plan_header,
     report_details,
 )
-from guoku.flows.ports import PayingBank
+from guoku.flows.ports import PayingBank, PaymentOutcome
 from guoku.store.repository import VoucherRow
 
 
@@ -48,8 +48,9 @@ def run(province: Province, payment: Payment, finance: Desk, bank: Desk, pboc: D
     province.settle()
     result = DirectPaymentResult(voucher, {"5201": voucher, "5108": quota})
     # 2. the bank pays the payee; a failed payment goes back returned with the bank's reason
+    refusal = payee_refusal(province, bank, voucher)
     outcome = core.pay(voucher.ref, payment.payee.account_no, payment.payee.name,
-                       payment.amount)
+                       payment.amount) if refusal is None else PaymentOutcome(False, "", refusal)
     if not outcome.paid:
         answer(province, bank, voucher, return_reason=outcome.reason)
         answer(province, pboc, quota)

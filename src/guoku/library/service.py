@@ -15,6 +15,7 @@ from typing import Any, Final, TypeVar
 from sqlalchemy import Engine
 
 from guoku.domain import lifecycle
+from guoku.domain.accounts import AccountCheck
 from guoku.domain.controls import (
     ACTION_EVENT,
     Action,
@@ -32,6 +33,7 @@ from guoku.library.inbound import Inbound
 from guoku.library.ports import Clock, Sealer, SealVerifier, iso, system_clock
 from guoku.store import audit
 from guoku.store import repository as repo
+from guoku.store.accounts import latest_check
 from guoku.store.repository import User, VoucherQuery, VoucherRow
 from guoku.store.uow import UnitOfWork
 from guoku.xml.codec import from_xml, to_xml
@@ -436,6 +438,12 @@ class VoucherLibrary:
                 items = [r for r in items if user.party.code in (r.sender_party,
                                                                    r.receiver_party)]
             return Page(items, total, page, page_size)
+
+    def payee_check(self, username: str, voucher_id: int) -> AccountCheck | None:
+        """The newest automatic payee-account check — what the reviewer sees before sealing."""
+        with UnitOfWork(self.engine) as uow:
+            row = self._load(uow, self._user(uow, username), voucher_id)
+            return latest_check(uow.conn, row.id)
 
     def history(self, username: str, voucher_id: int) -> list[dict[str, Any]]:
         """Every event of every version of the voucher, oldest first (凭证版本 and trail)."""

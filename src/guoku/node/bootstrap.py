@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from guoku.books.ledger import BusinessLedger
+from guoku.books.payee_hooks import PayeeChecks
 from guoku.books.quota_hooks import FinanceQuota
 from guoku.bootstrap import Node, build_node
 from guoku.domain.parties import PartyKind
@@ -66,7 +67,9 @@ class AssembledNode:
 def business_hooks(kind: PartyKind) -> Hooks:
     """What the party's business system books as its vouchers move."""
     if kind is PartyKind.FINANCE:
-        return AllHooks([FinanceQuota(), BusinessLedger()])
+        return AllHooks([FinanceQuota(), PayeeChecks(), BusinessLedger()])
+    if kind is PartyKind.BANK:
+        return AllHooks([PayeeChecks(), BusinessLedger()])
     return BusinessLedger()
 
 

@@ -70,8 +70,9 @@ from guoku.security.x509 import (
 )
 
 DEFAULT_KDF_ITERATIONS: Final = ca.DEFAULT_KDF_ITERATIONS
-MAX_DATA_BYTES: Final = 8 * 1024 * 1024
-"""Largest document one stamp or signature covers (a voucher is a few kilobytes)."""
+MAX_DATA_BYTES: Final = 10 * 1024 * 1024
+"""Largest document one stamp or signature covers: a voucher is a few kilobytes, but an
+envelope's signed bytes reach transport.envelope.MAX_ENVELOPE_BYTES (9.5 MB)."""
 MAX_BATCH: Final = 5_000
 MAX_SIGNING_THREADS: Final = 4
 """Threads one batch stamps on (bounded again by the CPU count)."""

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
+from itertools import islice
 from typing import Any, Protocol
 
 from sqlalchemy import insert, select, update
@@ -75,7 +76,7 @@ class Messenger:
                 select(outbox).where(outbox.c.published_at.is_(None)).order_by(outbox.c.id)
                 .limit(limit * MAX_BATCH)
             ).all()
-        return [self._seal(group) for group in _runs(rows)][:limit]
+        return [self._seal(group) for group in islice(_runs(rows), limit)]
 
     def _seal(self, rows: list[Any]) -> OutgoingEnvelope:
         first = rows[0]
