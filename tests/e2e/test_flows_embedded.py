@@ -199,3 +199,48 @@ def test_the_reviewer_sees_the_payee_check_and_the_bank_stops_an_unknown_payee(
                        payment_details(payment("D0302", "1.00", world.SCHOOL)),
                        receiver=BANK.party)
     assert (check := lib.payee_check(FIN.review, known.id)) is not None and check.passed
+
+
+def test_a_payment_without_an_answer_keeps_its_quota_until_a_definite_outcome(
+    ws: Workspace, province: EmbeddedProvince,
+) -> None:
+    from datetime import timedelta
+
+    from guoku.flows.desk import issue
+
+    authorized_payment.issue_quota(province, payment("E0009", "100.00"), FIN, BANK, PBOC)
+    key = QuotaKey(C, int(DAY[:4]), "U533103001", "1", "2050202", int(DAY[4:6]))
+    p = payment("A0900", "70.00")
+    sent = issue(province, UNIT, "8202", payment_header(p, "8202", "12"), payment_details(p),
+                 receiver=BANK.party)
+    finance = ws.network.messengers["finance"]
+    for envelope in finance.pending():  # published, then lost on the way
+        finance.mark_published(envelope)
+    with ws.nodes["finance"].engine.connect() as conn:
+        held = quota.balance(conn, key)
+    ws.nodes["finance"].library.inbound.sweep(datetime.now(UTC) + timedelta(minutes=11))
+    assert state_of(province, UNIT, sent) == "indeterminate"
+    with ws.nodes["finance"].engine.connect() as conn:
+        assert quota.balance(conn, key) == held  # still held: the money may have gone out
+    province.settle()  # the status query finds it never arrived: sent again, delivered
+    assert state_of(province, UNIT, sent) == "delivered"
+    province.library(BANK.party).return_(BANK.receiver, received(province, BANK, sent).id,
+                                         "收款人信息不全")
+    province.settle()
+    with ws.nodes["finance"].engine.connect() as conn:
+        assert quota.balance(conn, key).held == held.held - Amount.parse("70.00")
+
+
+def test_a_voided_and_restored_payment_holds_its_quota_afresh(
+    ws: Workspace, province: EmbeddedProvince, bank: CorePayer,
+) -> None:
+    authorized_payment.issue_quota(province, payment("E0010", "50.00"), FIN, BANK, PBOC)
+    failed = authorized_payment.pay(province, payment("A1000", "40.00", world.CLOSED), UNIT,
+                                    BANK, PBOC, FIN, bank)
+    lib = province.library(UNIT.party)
+    lib.void(UNIT.entry, failed.first.id, "收款账户已销户")
+    restored = lib.restore(UNIT.entry, failed.first.id)
+    assert restored.state == "draft"
+    lib.check(UNIT.review, restored.id)
+    lib.seal(UNIT.sealer, restored.id)
+    assert lib.send(UNIT.sealer, restored.id).state == "sent"  # a new hold, not the old one

@@ -13,7 +13,7 @@ detail lines of a quota notice, from the header of a payment voucher (its month 
 
 from __future__ import annotations
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, func, select
 
 from guoku.domain.document import VoucherDocument
 from guoku.domain.errors import NotFound
@@ -22,6 +22,7 @@ from guoku.domain.quota import Outcome, QuotaKey
 from guoku.store import quota
 from guoku.store import repository as repo
 from guoku.store.repository import VoucherRow
+from guoku.store.tables import voucher_events
 from guoku.xml.codec import from_xml
 
 QUOTA_NOTICE, UNIT_PAYMENT, REFUND_NOTICE = "5102", "8202", "2204"
@@ -55,20 +56,27 @@ class FinanceQuota:
 
     @staticmethod
     def _payment(conn: Connection, row: VoucherRow, event: str, at: str) -> None:
+        ref = _hold_ref(conn, row)
         if event == "send":
-            quota.hold(conn, payment_key(from_xml(row.xml)), Amount(row.amount_fen), row.ref,
-                       at)
+            quota.hold(conn, payment_key(from_xml(row.xml)), Amount(row.amount_fen), ref, at)
         elif event == "accept":
-            quota.settle(conn, row.ref, at)
+            quota.settle(conn, ref, at)
         elif event in RELEASING:
-            quota.release(conn, row.ref, at, RELEASING[event])
+            quota.release(conn, ref, at, RELEASING[event])
 
     @staticmethod
     def _refund(conn: Connection, row: VoucherRow, at: str) -> None:
         doc = from_xml(row.xml)
         original = _paid_voucher(conn, row.admdiv, doc.header["OriVoucherNo"],
                                  int(doc.header["StYear"]))
-        quota.refund(conn, original.ref, doc.amount, row.ref, at)
+        quota.refund(conn, _hold_ref(conn, original), doc.amount, row.ref, at)
+
+
+def _hold_ref(conn: Connection, row: VoucherRow) -> str:
+    """One hold per sending: a voucher voided, restored and sent again holds afresh."""
+    sends = conn.execute(select(func.count()).select_from(voucher_events).where(
+        voucher_events.c.voucher_id == row.id, voucher_events.c.event == "send")).scalar_one()
+    return f"{row.ref}#{int(sends)}"
 
 
 def _paid_voucher(conn: Connection, admdiv: str, voucher_no: str, year: int) -> VoucherRow:

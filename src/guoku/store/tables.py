@@ -10,6 +10,7 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
     ForeignKey,
     Index,
@@ -209,7 +210,6 @@ under concurrent writers on PostgreSQL, and a deleted tail is detected."""
 
 # --- quota ledger (额度台账): see guoku.domain.quota and docs/decisions/0012 -----------------
 
-from sqlalchemy import CheckConstraint  # noqa: E402  (appended section; owner: quota ledger)
 
 QUOTA_KEY = ("admdiv", "st_year", "agency_code", "fund_type", "exp_func", "month")
 """Columns of a quota key (guoku.domain.quota.QuotaKey), in both quota tables."""
