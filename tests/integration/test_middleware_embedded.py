@@ -164,3 +164,17 @@ def test_each_voucher_shows_sent_delivered_and_accepted_with_times(ws: Workspace
         published = conn.execute(select(outbox).where(outbox.c.voucher_id == row.id,
                                                       outbox.c.kind == "voucher")).one()
     assert published.published_at is not None and published.envelope_id
+
+
+def test_a_copy_changed_after_sending_is_raised_in_real_time(ws: Workspace) -> None:
+    from guoku.store.tables import discrepancies
+
+    row = _send(ws, "R0001", "500.00")
+    with ws.nodes["finance"].engine.begin() as conn:  # a bug, or a hand, changes our copy
+        conn.execute(update(vouchers).where(vouchers.c.id == row.id).values(amount_fen=50))
+    ws.network.pump()
+    with ws.nodes["finance"].engine.connect() as conn:
+        found = conn.execute(select(discrepancies)).one()
+    assert (found.kind, found.layer, found.voucher_no) == ("amount_mismatch", 1, "R0001")
+    assert (found.left_amount_fen, found.right_amount_fen) == (50, 50000)
+    assert _state(ws, row).state == "delivered"

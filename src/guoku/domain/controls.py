@@ -30,6 +30,8 @@ class Post(enum.StrEnum):
     """签收岗 — accepts or returns received vouchers."""
     PRINT = "print"
     """打印岗 — prints vouchers (controlled printing)."""
+    RECONCILE = "reconcile"
+    """对账岗 — runs reconciliation and handles the discrepancies it finds."""
     ADMIN = "admin"
     """系统管理员 — users, posts, seal authorizations; may query across tenants when asked."""
 

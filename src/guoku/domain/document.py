@@ -109,7 +109,9 @@ def _detail_problems(doc: VoucherDocument) -> list[str]:
 def _check_amounts(doc: VoucherDocument) -> None:
     """The header amount is positive and, where details exist, equals their sum to the fen."""
     total = doc.amount
-    if not total.is_positive():
+    if doc.vtype.zero_amount and total.fen >= 0:
+        pass
+    elif not total.is_positive():
         raise AmountInvalid(
             f"{doc.vtype.amount_field} must be positive, got {total.wire()}",
             voucher_no=doc.voucher_no,
@@ -118,7 +120,8 @@ def _check_amounts(doc: VoucherDocument) -> None:
     if not doc.details or field_name is None:
         return
     lines = [Amount.parse(line[field_name]) for line in doc.details]
-    if any(not a.is_positive() for a in lines):
+    lowest = 0 if doc.vtype.zero_amount else 1
+    if any(a.fen < lowest for a in lines):
         raise AmountInvalid("every detail amount must be positive", voucher_no=doc.voucher_no)
     detail_sum = sum(lines, Amount.zero())
     if detail_sum != total:

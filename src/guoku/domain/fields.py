@@ -156,6 +156,28 @@ TAIL: Final = (
     _f("Hold2", T, False, 200, "预留字段2"),
 )
 
+RECON: Final = (
+    _f("ReconDate", FieldKind.DATE, True, 8, "对账日期"),
+    _f("ReconScope", C, True, 8, "对账范围"),
+    _f("CounterpartyCode", C, True, 42, "对账方"),
+    _f("VoucherCount", D, True, 9, "凭证笔数"),
+    _f("PayAmt", A, True, 18, "金额合计"),
+    _f("ReconDigest", C, True, 64, "凭证摘要值"),
+    _f("ReconResult", D, False, 1, "对账结果"),
+)
+"""A reconciliation statement (对账单) and its answer (对账回执): the scope (day or month),
+totals and an SM3 digest over the sorted (type, voucher no, version, amount, state) rows."""
+
+DETAIL_RECON: Final = (
+    _f("Id", D, True, 6, "明细序号"),
+    _f("OriVtCode", D, True, 4, "凭证类型"),
+    _f("Direction", C, True, 8, "收发方向"),
+    _f("VoucherCount", D, True, 9, "凭证笔数"),
+    _f("PayAmt", A, True, 18, "金额"),
+    _f("ReconDigest", C, True, 64, "凭证摘要值"),
+    _f("ReconResult", D, False, 1, "对账结果"),
+)
+
 DETAIL_PAYMENT: Final = (
     _f("Id", D, True, 6, "明细序号"),
     _f("AgencyCode", C, True, 42, "基层预算单位编码"),

@@ -40,6 +40,8 @@ class VoucherType:
     receipt_of: str | None = None
     chosen: bool = False
     """True when the code is the project's choice, not seen in public code."""
+    zero_amount: bool = False
+    """Amounts may be zero (a reconciliation statement of a quiet day); never negative."""
     flows: tuple[str, ...] = field(default=())
 
     def field(self, name: str) -> FieldSpec:
@@ -100,6 +102,7 @@ _ALLOCATION = (
     fs.HEADER + fs.FINANCE_ORG + fs.UNIT + fs.FUND + fs.CLASSIFICATION + fs.PAYEE + fs.PAYER
     + fs.PURPOSE + fs.PAY_AMOUNT + fs.RESULT + fs.TAIL
 )
+_RECON = fs.HEADER + fs.RECON + fs.TAIL
 _RECEIPT = (
     fs.HEADER + fs.FINANCE_ORG + fs.ORIGINAL + fs.PAY_AMOUNT + fs.RESULT + fs.TAIL
 )
@@ -148,6 +151,25 @@ _TYPES: tuple[VoucherType, ...] = (
                 FINANCE_STAMPS, flows=("allocation",)),
     VoucherType("3208", "实拨退款凭证", "allocation_refund", P, (F,), _ALLOCATION, (),
                 TREASURY_STAMPS, flows=("allocation_refund",)),
+    # reconciliation between voucher libraries (对账单 and 对账回执), chosen codes in 35xx
+    VoucherType("3501", "电子凭证对账单（财政—代理银行）", "recon_finance_bank", F, (B,), _RECON,
+                fs.DETAIL_RECON, FINANCE_STAMPS[:1], "PayAmt", chosen=True,
+                zero_amount=True, flows=("reconciliation",)),
+    VoucherType("3502", "电子凭证对账单（财政—人民银行）", "recon_finance_pboc", F, (P,), _RECON,
+                fs.DETAIL_RECON, FINANCE_STAMPS[:1], "PayAmt", chosen=True,
+                zero_amount=True, flows=("reconciliation",)),
+    VoucherType("3503", "电子凭证对账单（代理银行—人民银行）", "recon_bank_pboc", B, (P,),
+                _RECON, fs.DETAIL_RECON, BANK_STAMPS, "PayAmt", chosen=True,
+                zero_amount=True, flows=("reconciliation",)),
+    VoucherType("3511", "电子凭证对账回执（代理银行—财政）", "recon_answer_bank_finance", B, (F,),
+                _RECON, fs.DETAIL_RECON, BANK_STAMPS, "PayAmt", chosen=True,
+                zero_amount=True, flows=("reconciliation",)),
+    VoucherType("3512", "电子凭证对账回执（人民银行—财政）", "recon_answer_pboc_finance", P, (F,),
+                _RECON, fs.DETAIL_RECON, TREASURY_STAMPS, "PayAmt", chosen=True,
+                zero_amount=True, flows=("reconciliation",)),
+    VoucherType("3513", "电子凭证对账回执（人民银行—代理银行）", "recon_answer_pboc_bank", P, (B,),
+                _RECON, fs.DETAIL_RECON, TREASURY_STAMPS, "PayAmt", chosen=True,
+                zero_amount=True, flows=("reconciliation",)),
     # receipts (回单)
     VoucherType("9106", "授权支付汇总清算额度通知单回单", "authorized_clearing_quota_receipt", P,
                 (F,), _RECEIPT, (), TREASURY_STAMPS, receipt_of="5106", chosen=True,

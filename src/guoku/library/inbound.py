@@ -22,6 +22,8 @@ from guoku.domain.errors import GuokuError, NotFound, PermissionDenied
 from guoku.domain.lifecycle import Event, State
 from guoku.library import messages as msg
 from guoku.library.ports import iso
+from guoku.reconcile.realtime import realtime_check
+from guoku.security.crypto import sm3_hex
 from guoku.store import audit
 from guoku.store import repository as repo
 from guoku.store.repository import VoucherRow
@@ -130,7 +132,8 @@ class Inbound:
                         None)
         msg.enqueue(uow.conn, at=at, admdiv=row.admdiv, sender=receiver, receiver=sender,
                     kind=msg.DELIVERED, vt_code=row.vt_code, voucher_id=row.id,
-                    payload=msg.dump(msg.Delivered(message_id)))
+                    payload=msg.dump(msg.Delivered(message_id, sm3_hex(payload),
+                                                   doc.amount.fen)))
         return "stored", {"voucher_id": row.id}
 
     def _query(self, uow: UnitOfWork, sender: str, receiver: str, message_id: str,
@@ -180,7 +183,9 @@ class Inbound:
     def _delivered(self, uow: UnitOfWork, sender: str, receiver: str, message_id: str,
                    payload: bytes) -> Outcome:
         item: msg.Delivered = msg.load(msg.Delivered, payload)
-        self._settle(uow, self._sent_by_ref(uow, item.ref, sender), Event.DELIVER, sender)
+        row = self._sent_by_ref(uow, item.ref, sender)
+        self._settle(uow, row, Event.DELIVER, sender)
+        realtime_check(uow.conn, row, item.sm3, item.amount_fen, self._now())
         return "applied", None
 
     def _receipt(self, uow: UnitOfWork, sender: str, receiver: str, message_id: str,

@@ -38,9 +38,12 @@ def load(cls: type[Any], payload: bytes) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class Delivered:
-    """回执 (technical): the receiving node stored the voucher item ``ref``."""
+    """回执 (technical): the receiving node stored the voucher item ``ref`` — what it stored
+    (SM3 of the XML, the amount) travels back so the sender reconciles it in real time."""
 
     ref: str
+    sm3: str
+    amount_fen: int
 
 
 @dataclass(frozen=True, slots=True)

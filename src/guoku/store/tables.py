@@ -347,3 +347,45 @@ ledger_entries = Table(
 )
 """Each party's business ledger (业务账): one posting per (voucher, account), what
 reconciliation compares with the vouchers and with the other parties' ledgers."""
+
+reconciliation_runs = Table(
+    "reconciliation_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("mode", String(10), nullable=False),
+    Column("layers", String(8), nullable=False),
+    Column("scope", String(8), nullable=False),
+    Column("started_at", TS, nullable=False),
+    Column("finished_at", TS, nullable=True),
+    Column("breaks", Integer, nullable=False, default=0),
+    Column("started_by", String(64), nullable=False),
+)
+"""One reconciliation: mode (monthly, daily, realtime, on_demand), layers (e.g. "123"), the
+scope (a day yyyymmdd or a month yyyymm), and how many breaks it found."""
+
+discrepancies = Table(
+    "discrepancies",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, ForeignKey("reconciliation_runs.id"), nullable=True, index=True),
+    Column("layer", Integer, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("admdiv", String(6), nullable=False),
+    Column("counterparty", String(42), nullable=True),
+    Column("vt_code", String(4), nullable=True),
+    Column("voucher_no", String(42), nullable=True),
+    Column("version", Integer, nullable=True),
+    Column("left_amount_fen", BigInteger, nullable=True),
+    Column("right_amount_fen", BigInteger, nullable=True),
+    Column("left_state", String(32), nullable=True),
+    Column("right_state", String(32), nullable=True),
+    Column("detail", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("note", Text, nullable=True),
+    Column("found_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Column("updated_by", String(64), nullable=False),
+    Index("ix_discrepancies_status", "status", "layer"),
+)
+"""A break found by reconciliation, and its handling: open -> investigating -> annotated ->
+resolved, every step audited."""

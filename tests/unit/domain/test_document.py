@@ -62,7 +62,8 @@ def problems_of(doc: VoucherDocument) -> list[str]:
     return problems
 
 
-_FILL_DIGITS = {"AdmDivCode": "530000", "PayTypeCode": "11", "OriVtCode": "5201", "Id": "1"}
+_FILL_DIGITS = {"AdmDivCode": "530000", "PayTypeCode": "11", "OriVtCode": "5201", "Id": "1",
+                "VoucherCount": "1"}
 _FILL_KIND = {
     FieldKind.TEXT: "说明",
     FieldKind.CODE: "C-001",
