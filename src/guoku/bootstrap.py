@@ -43,7 +43,8 @@ def build_node(
 ) -> Node:
     engine = open_engine(url)
     install(engine, province, spec, clock, default_password)
-    library = VoucherLibrary(engine, spec.node_party, sealer, verifier, clock, hooks)
+    library = VoucherLibrary(engine, spec.node_party, sealer, verifier, clock, hooks,
+                             spec.parties)
     return Node(spec, engine, library)
 
 

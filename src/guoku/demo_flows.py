@@ -19,7 +19,14 @@ from guoku.bank.paying import CorePayer
 from guoku.domain.errors import GuokuError
 from guoku.domain.money import Amount
 from guoku.domain.quota import QuotaExceeded
-from guoku.flows import allocation, authorized_payment, day_close, direct_payment, refunds
+from guoku.flows import (
+    allocation,
+    authorized_payment,
+    day_close,
+    direct_payment,
+    reconciliation,
+    refunds,
+)
 from guoku.flows.desk import Desk, Province, received
 from guoku.flows.model import Funding, Payee, Payment
 from guoku.store.accounts import AccountDirectory
@@ -185,8 +192,20 @@ def run(ws: Workspace, flows: dict[str, str], notes: list[str]) -> None:
             raise GuokuError(f"finance returned daily reports: {result.returned}")
         return f"{len(result.reports)} daily reports sent and accepted by finance"
 
+    def reconcile() -> str:
+        agreed = []
+        for ours, theirs in ((who.finance, who.bank), (who.finance, who.pboc),
+                             (who.bank, who.pboc)):
+            result = reconciliation.exchange(province, ours, theirs, day)
+            if not result.agrees:
+                raise GuokuError(f"{ours.party} and {theirs.party} differ: "
+                                 f"{[r.vt_code for r in result.lines if not r.agrees]}")
+            agreed.append(f"{ours.party}↔{theirs.party} {len(result.lines)} lines")
+        return "sealed statements exchanged and agreed: " + ", ".join(agreed)
+
     for name, work in (("quota_issue", quota_issue), ("authorized_payment", authorized),
                        ("authorized_refund", authorized_refund), ("direct_payment", direct),
                        ("direct_refund", direct_refund), ("allocation", allocate),
-                       ("allocation_refund", allocation_refund), ("day_close", close)):
+                       ("allocation_refund", allocation_refund), ("day_close", close),
+                       ("reconciliation", reconcile)):
         step(name, work)

@@ -244,3 +244,24 @@ def test_a_voided_and_restored_payment_holds_its_quota_afresh(
     lib.check(UNIT.review, restored.id)
     lib.seal(UNIT.sealer, restored.id)
     assert lib.send(UNIT.sealer, restored.id).state == "sent"  # a new hold, not the old one
+
+
+def test_statements_agree_and_a_dropped_message_makes_them_differ(
+    ws: Workspace, province: EmbeddedProvince,
+) -> None:
+    from guoku.flows import reconciliation
+    from guoku.flows.desk import issue
+
+    assert reconciliation.exchange(province, FIN, BANK, DAY).agrees
+    p = payment("D0900", "9.00", world.SCHOOL)
+    issue(province, FIN, "5201", payment_header(p, "5201", DIRECT), payment_details(p),
+          receiver=BANK.party)
+    finance = ws.network.messengers["finance"]
+    for envelope in finance.pending():  # the message is lost on the way
+        finance.mark_published(envelope)
+    result = reconciliation.exchange(province, FIN, BANK, DAY)
+    assert not result.agrees
+    (differs,) = [line for line in result.lines if not line.agrees]
+    assert (differs.vt_code, differs.direction) == ("5201", "sent")
+    assert differs.ours is not None and differs.theirs is not None
+    assert differs.ours.count == differs.theirs.count + 1

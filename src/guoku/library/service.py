@@ -26,6 +26,7 @@ from guoku.domain.controls import (
 from guoku.domain.document import VoucherDocument
 from guoku.domain.errors import GuokuError, NotFound, PermissionDenied
 from guoku.domain.lifecycle import Event, State
+from guoku.domain.parties import PartyKind
 from guoku.domain.vouchers import voucher_type
 from guoku.library import messages as msg
 from guoku.library.hooks import Hooks, NoHooks
@@ -63,8 +64,10 @@ class VoucherLibrary:
         verifier: SealVerifier,
         clock: Clock = system_clock,
         hooks: Hooks | None = None,
+        served: tuple[str, ...] = (),
     ) -> None:
         self.engine = engine
+        self.served = served or (node_party,)
         self.hooks: Hooks = hooks or NoHooks()
         self.node_party = node_party
         self.sealer = sealer
@@ -416,6 +419,14 @@ class VoucherLibrary:
         return self._answer(username, voucher_id, Action.RETURN, reason.strip())
 
     # --- reading ---------------------------------------------------------------------------
+
+    def node_parties(self) -> list[str]:
+        """Every party this node serves: itself and, for finance, the units it hosts."""
+        return list(self.served)
+
+    def party_kind(self) -> PartyKind:
+        with UnitOfWork(self.engine) as uow:
+            return repo.get_party(uow.conn, self.node_party).kind
 
     def get(self, username: str, voucher_id: int) -> VoucherRow:
         with UnitOfWork(self.engine) as uow:

@@ -64,6 +64,9 @@ MAX_BATCH: Final = 10_000
 """Vouchers one call seals or verifies: a bank's busiest day, split by the caller if larger."""
 MAX_CACHED: Final = 4096
 """Entries a cache here (validations, encoded propertyInfo) holds before it starts over."""
+MAX_BASE64_HEADS: Final = 16
+"""Encoded heads a stamper keeps (one per header-length combination; each is the size of the
+seal): a batch uses one or two, a caller varying propertyInfo lengths cannot make it grow."""
 _B64_GROUP: Final = 3
 """Base64 encodes 3 bytes as 4 characters: a prefix cut at a multiple of 3 encodes alone."""
 _VOUCHER_END: Final = f"</{names.VOUCHER}>".encode()
@@ -128,6 +131,8 @@ class SealStamper:
         if cached is None:
             cut = (headers + len(self._head)) // _B64_GROUP * _B64_GROUP
             cached = (cut, base64.b64encode(der[:cut]))
+            if len(self._b64_heads) >= MAX_BASE64_HEADS:
+                self._b64_heads.clear()
             self._b64_heads[key] = cached
         return cached
 

@@ -1,0 +1,229 @@
+"""Reading the sides of a reconciliation: streaming sorted merges, and joins in SQL.
+
+Two nodes keep two databases. The portable way to compare them is a *streaming sorted merge*:
+each side runs one query ordered by the comparison key, rows arrive in chunks through a
+server-side cursor (``stream_results`` / ``yield_per``), and the merge walks both streams once,
+holding one chunk per side — flat memory for any number of rows, on SQLite and PostgreSQL.
+
+The merge compares keys in Python, so both databases must sort exactly as Python does (by code
+point). PostgreSQL sorts text by the column's collation: :func:`ordered` adds ``COLLATE "C"``
+unless the database's collation already sorts by code point, and every stream checks that its
+keys strictly ascend — a collation that disagrees fails loudly (:class:`StreamOutOfOrder`),
+never as a wrong reconciliation.
+
+When all sides are schemas of one PostgreSQL database (:func:`colocated_schemas`), the layers
+join them in SQL instead and read back only the candidate breaks.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import ExitStack
+from typing import Any, Final, Literal, TypeVar
+
+from sqlalchemy import Column, ColumnElement, Connection, Engine, MetaData, Table, text
+from sqlalchemy.sql import Select
+
+from guoku.domain.errors import GuokuError, ValidationError
+
+CHUNK: Final = 10_000
+"""Rows fetched per round trip of a server-side cursor: one chunk per side is all the merge
+holds in memory."""
+
+CODEPOINT_COLLATIONS: Final = frozenset({"C", "POSIX", "C.UTF-8", "C.utf8", "ucs_basic"})
+"""Database collations whose text order is code point order, i.e. Python's."""
+
+Method = Literal["auto", "sql", "merge"]
+"""How a layer reads its sides: ``sql`` joins schemas of one PostgreSQL database, ``merge``
+streams each side and merges in Python, ``auto`` takes ``sql`` when it can."""
+
+K = TypeVar("K")
+R = TypeVar("R")
+
+
+class StreamOutOfOrder(GuokuError):
+    """A side's rows did not arrive in strictly ascending key order (a collation mismatch)."""
+
+    code = "RECONCILE_STREAM_OUT_OF_ORDER"
+
+
+class NotColocated(ValidationError):
+    """``method="sql"`` was asked for, but the sides are not schemas of one database."""
+
+    code = "RECONCILE_NOT_COLOCATED"
+
+
+# --- ordering --------------------------------------------------------------------------------
+
+
+def codepoint_order(conn: Connection) -> bool:
+    """True when the database sorts text by code point without being told (SQLite always)."""
+    if conn.dialect.name != "postgresql":
+        return True
+    collation = conn.execute(text(
+        "SELECT datcollate FROM pg_database WHERE datname = current_database()")).scalar_one()
+    return str(collation) in CODEPOINT_COLLATIONS
+
+
+def ordered(conn: Connection, *columns: ColumnElement[Any]) -> list[ColumnElement[Any]]:
+    """``ORDER BY`` terms that sort text columns by code point on this database."""
+    if codepoint_order(conn):
+        return list(columns)
+    return [c.collate("C") if _is_text(c) else c for c in columns]
+
+
+def _is_text(column: ColumnElement[Any]) -> bool:
+    return column.type.python_type is str if _has_python_type(column) else False
+
+
+def _has_python_type(column: ColumnElement[Any]) -> bool:
+    try:
+        column.type.python_type  # noqa: B018 - probing NotImplementedError
+    except NotImplementedError:
+        return False
+    return True
+
+
+# --- streams ---------------------------------------------------------------------------------
+
+
+def stream(conn: Connection, stmt: Select[Any], chunk: int = CHUNK) -> Iterator[Any]:
+    """The rows of ``stmt`` through a server-side cursor, ``chunk`` rows per round trip."""
+    result = conn.execution_options(stream_results=True, yield_per=chunk).execute(stmt)
+    try:
+        for part in result.partitions():
+            yield from part
+    finally:
+        result.close()
+
+
+def ascending(rows: Iterable[R], key: Callable[[R], Any], side: str) -> Iterator[R]:
+    """``rows`` unchanged, checking that their keys strictly ascend."""
+    previous: Any = None
+    for row in rows:
+        current = key(row)
+        if previous is not None and not previous < current:
+            raise StreamOutOfOrder(
+                f"{side}: key {current!r} arrived after {previous!r}; the database does not "
+                "sort as the merge compares (collation?) or a key repeats", side=side)
+        previous = current
+        yield row
+
+
+def merge_join(
+    left: Iterable[R], right: Iterable[R], key: Callable[[R], Any],
+    agree: Callable[[R, R], bool],
+) -> Iterator[tuple[R | None, R | None]]:
+    """Walk two streams sorted by a unique ``key``; yield the pairs that do not ``agree``.
+
+    A key on one side only comes out as ``(row, None)`` or ``(None, row)``. The pairs that
+    agree — nearly all of them — are dropped here, in the loop, at the cost of one call.
+    """
+    lefts, rights = iter(left), iter(right)
+    lrow, rrow = next(lefts, None), next(rights, None)
+    while lrow is not None and rrow is not None:
+        lkey, rkey = key(lrow), key(rrow)
+        if lkey == rkey:
+            if not agree(lrow, rrow):
+                yield lrow, rrow
+            lrow, rrow = next(lefts, None), next(rights, None)
+        elif lkey < rkey:
+            yield lrow, None
+            lrow = next(lefts, None)
+        else:
+            yield None, rrow
+            rrow = next(rights, None)
+    while lrow is not None:
+        yield lrow, None
+        lrow = next(lefts, None)
+    while rrow is not None:
+        yield None, rrow
+        rrow = next(rights, None)
+
+
+def merge_groups(
+    streams: Sequence[Iterable[R]], key: Callable[[R], K],
+) -> Iterator[tuple[K, list[list[R]]]]:
+    """Merge ``streams`` sorted by ``key`` (keys may repeat within a stream); yield each key
+    with the rows every stream has for it, one list per stream."""
+    tagged = [((key(row), side, row) for row in rows) for side, rows in enumerate(streams)]
+    merged = heapq.merge(*tagged, key=lambda t: (t[0], t[1]))
+    for group_key, items in itertools.groupby(merged, key=lambda t: t[0]):
+        sides: list[list[R]] = [[] for _ in streams]
+        for _, side, row in items:
+            sides[side].append(row)
+        yield group_key, sides
+
+
+# --- connections and schemas -----------------------------------------------------------------
+
+
+def connect_all(stack: ExitStack, engines: Sequence[Engine]) -> list[Connection]:
+    """One connection per distinct database: two sides in one SQLite file share a connection
+    (a second would wait on the first's lock), the same for two engines of one URL."""
+    opened: dict[str, Connection] = {}
+    conns = []
+    for engine in engines:
+        url = engine.url.render_as_string(hide_password=False)
+        if url not in opened:
+            conn = stack.enter_context(engine.connect())
+            if conn.dialect.name == "postgresql":
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            opened[url] = conn
+        conns.append(opened[url])
+    return conns
+
+
+def colocated_schemas(engines: Sequence[Engine]) -> list[str] | None:
+    """The schema each engine works in, when all are sessions of one PostgreSQL database and
+    the first engine's role may read the others' tables; otherwise ``None``.
+
+    Sameness is proved, not guessed from URLs: while each other engine holds a connection, the
+    first engine's session must see that backend (its pid and start time) in
+    ``pg_stat_activity`` of the same database.
+    """
+    if any(e.dialect.name != "postgresql" for e in engines):
+        return None
+    with ExitStack() as stack:
+        first = stack.enter_context(engines[0].connect())
+        schemas = [str(first.execute(text("SELECT current_schema()")).scalar_one())]
+        for other in engines[1:]:
+            conn = stack.enter_context(other.connect())
+            me = conn.execute(text(
+                "SELECT current_database() AS db, current_schema() AS schema, pid, "
+                "backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()")).one()
+            seen = first.execute(text(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = :pid AND "
+                "backend_start = :start AND datname = current_database() AND "
+                "datname = :db"), {"pid": me.pid, "start": me.backend_start, "db": me.db}
+            ).scalar_one()
+            if seen != 1 or me.schema is None:
+                return None
+            schemas.append(str(me.schema))
+        for schema in set(schemas[1:]):
+            readable = first.execute(text(
+                "SELECT has_schema_privilege(:s, 'USAGE')"), {"s": schema}).scalar_one()
+            if not readable:
+                return None
+        return schemas
+
+
+def resolve_method(method: Method, engines: Sequence[Engine]) -> list[str] | None:
+    """The schemas to join in SQL, or ``None`` to merge streams."""
+    if method not in ("auto", "sql", "merge"):
+        raise ValidationError(f"unknown method {method!r}: auto, sql or merge")
+    if method == "merge":
+        return None
+    schemas = colocated_schemas(engines)
+    if schemas is None and method == "sql":
+        raise NotColocated("method=sql needs every side in one PostgreSQL database, readable "
+                           "from the first side's session")
+    return schemas
+
+
+def in_schema(table: Table, schema: str) -> Table:
+    """``table`` as it stands in ``schema`` (a copy, for schema-qualified SQL)."""
+    columns: list[Column[Any]] = [Column(c.name, c.type) for c in table.columns]
+    return Table(table.name, MetaData(), *columns, schema=schema)
