@@ -231,7 +231,7 @@ def test_a_payment_without_an_answer_keeps_its_quota_until_a_definite_outcome(
         assert quota.balance(conn, key).held == held.held - Amount.parse("70.00")
 
 
-def test_a_voided_and_restored_payment_holds_its_quota_afresh(
+def test_a_returned_payment_voided_and_restored_is_corrected_as_a_new_version(
     ws: Workspace, province: EmbeddedProvince, bank: CorePayer,
 ) -> None:
     authorized_payment.issue_quota(province, payment("E0010", "50.00"), FIN, BANK, PBOC)
@@ -240,10 +240,13 @@ def test_a_voided_and_restored_payment_holds_its_quota_afresh(
     lib = province.library(UNIT.party)
     lib.void(UNIT.entry, failed.first.id, "收款账户已销户")
     restored = lib.restore(UNIT.entry, failed.first.id)
-    assert restored.state == "draft"
-    lib.check(UNIT.review, restored.id)
-    lib.seal(UNIT.sealer, restored.id)
-    assert lib.send(UNIT.sealer, restored.id).state == "sent"  # a new hold, not the old one
+    assert restored.state == "returned"  # the bank saw this version: corrected as a new one
+    v2 = lib.revise(UNIT.entry, restored.id, {"PayeeAcctNo": world.SUPPLIER.account_no,
+                                              "PayeeAcctName": world.SUPPLIER.name})
+    lib.check(UNIT.review, v2.id)
+    lib.seal(UNIT.sealer, v2.id)
+    assert lib.send(UNIT.sealer, v2.id).state == "sent"  # a new hold under the new version
+    province.settle()
 
 
 def test_statements_agree_and_a_dropped_message_makes_them_differ(
@@ -252,7 +255,9 @@ def test_statements_agree_and_a_dropped_message_makes_them_differ(
     from guoku.flows import reconciliation
     from guoku.flows.desk import issue
 
-    assert reconciliation.exchange(province, FIN, BANK, DAY).agrees
+    province.settle()  # nothing in flight from earlier tests
+    first = reconciliation.exchange(province, FIN, BANK, DAY)
+    assert first.agrees, [line for line in first.lines if not line.agrees]
     p = payment("D0900", "9.00", world.SCHOOL)
     issue(province, FIN, "5201", payment_header(p, "5201", DIRECT), payment_details(p),
           receiver=BANK.party)

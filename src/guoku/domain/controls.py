@@ -46,6 +46,7 @@ class Action(enum.StrEnum):
     RETURN = "return"
     VOID = "void"
     RESTORE = "restore"
+    REINSTATE = "reinstate"
     REVISE = "revise"
     QUERY = "query"
     PRINT = "print"
@@ -56,6 +57,7 @@ ACTION_POST: Final[Mapping[Action, Post]] = MappingProxyType(
         Action.CREATE: Post.ENTRY,
         Action.REVISE: Post.ENTRY,
         Action.RESTORE: Post.ENTRY,
+        Action.REINSTATE: Post.ENTRY,
         Action.VOID: Post.ENTRY,
         Action.CHECK: Post.REVIEW,
         Action.UNCHECK: Post.REVIEW,
@@ -78,6 +80,7 @@ ACTION_EVENT: Final[Mapping[Action, Event]] = MappingProxyType(
         Action.RETURN: Event.RETURN,
         Action.VOID: Event.VOID,
         Action.RESTORE: Event.RESTORE,
+        Action.REINSTATE: Event.REINSTATE,
         Action.REVISE: Event.REVISE,
     }
 )

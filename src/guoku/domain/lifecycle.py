@@ -5,7 +5,8 @@ then settles as accepted (签收) or returned (退回) when the receiver's recei
 receiver's copy starts received and the receiver accepts or returns it. Void (作废) is allowed only
 before the voucher leaves the sender, or after it came back returned (the seeds: a failed
 allocation comes back returned and finance voids it). Restore (恢复) brings a voided voucher back to
-draft, so it must be reviewed and sealed again — seals made before the void are never reused.
+draft, so it must be reviewed and sealed again — seals made before the void are never reused; a
+voucher that had been sent comes back returned instead (reinstate), since that version was seen.
 A returned or voided voucher may be revised: the old version becomes superseded and a new version
 of the same voucher number starts in draft (凭证版本).
 
@@ -56,6 +57,9 @@ class Event(enum.StrEnum):
     RESTORE = "restore"
     REVISE = "revise"
     """A corrected version replaces this one (凭证版本)."""
+    REINSTATE = "reinstate"
+    """恢复 of a voucher voided after it came back returned: it is returned again (its version
+    was seen by the receiver, so it can only be corrected as a new version, never resent)."""
     DELIVER = "deliver"
     """回执: the receiving node stored the voucher."""
     FAIL = "fail"
@@ -98,6 +102,7 @@ TRANSITIONS: Final[Mapping[tuple[State, Event], State]] = MappingProxyType(
         (State.RETURNED, Event.VOID): State.VOID,
         (State.FAILED, Event.VOID): State.VOID,
         (State.VOID, Event.RESTORE): State.DRAFT,
+        (State.VOID, Event.REINSTATE): State.RETURNED,
         (State.RETURNED, Event.REVISE): State.SUPERSEDED,
         (State.VOID, Event.REVISE): State.SUPERSEDED,
         (State.FAILED, Event.REVISE): State.SUPERSEDED,

@@ -352,7 +352,9 @@ class VoucherLibrary:
 
         def work(uow: UnitOfWork) -> VoucherRow:
             user = self._user(uow, username)
-            row = self._load(uow, user, voucher_id)
+            row = self._load_own(uow, user, voucher_id, "out")
+            if repo.was_sent(uow.conn, row.id):  # the receiver saw this version: reinstate
+                return self._transition(uow, user, row, Action.REINSTATE)
             unstamped = to_xml(from_xml(row.xml).without_stamps())
             return self._transition(uow, user, row, Action.RESTORE, None, checked_by=None,
                                     sealed_by=None, xml=unstamped)

@@ -130,6 +130,18 @@ class Break:
                 f"vs {self.right} {amounts}{states} {self.detail}").rstrip()
 
 
+_REF = re.compile(r"([^/]+)/([0-9]{1,6})/(.+)/v([0-9]{1,9})")
+
+
+def parse_ref(ref: str) -> tuple[str, int, str, int] | None:
+    """``vt/year/no/vN`` (``VoucherRow.ref``, the ledger's ``voucher_ref``) -> its parts."""
+    match = _REF.fullmatch(ref)
+    if match is None:
+        return None
+    vt, year, no, version = match.groups()
+    return vt, int(year), no, int(version)
+
+
 _DAY = re.compile(r"[12][0-9]{3}(0[1-9]|1[0-2])(0[1-9]|[12][0-9]|3[01])")
 _MONTH = re.compile(r"[12][0-9]{3}(0[1-9]|1[0-2])")
 

@@ -21,6 +21,7 @@ import heapq
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack
+from operator import itemgetter
 from typing import Any, Final, Literal, TypeVar
 
 from sqlalchemy import Column, ColumnElement, Connection, Engine, MetaData, Table, text
@@ -91,7 +92,7 @@ def _has_python_type(column: ColumnElement[Any]) -> bool:
 
 def stream(conn: Connection, stmt: Select[Any], chunk: int = CHUNK) -> Iterator[Any]:
     """The rows of ``stmt`` through a server-side cursor, ``chunk`` rows per round trip."""
-    result = conn.execution_options(stream_results=True, yield_per=chunk).execute(stmt)
+    result = conn.execute(stmt.execution_options(stream_results=True, yield_per=chunk))
     try:
         for part in result.partitions():
             yield from part
@@ -148,9 +149,13 @@ def merge_groups(
 ) -> Iterator[tuple[K, list[list[R]]]]:
     """Merge ``streams`` sorted by ``key`` (keys may repeat within a stream); yield each key
     with the rows every stream has for it, one list per stream."""
-    tagged = [((key(row), side, row) for row in rows) for side, rows in enumerate(streams)]
-    merged = heapq.merge(*tagged, key=lambda t: (t[0], t[1]))
-    for group_key, items in itertools.groupby(merged, key=lambda t: t[0]):
+    def tag(side: int, rows: Iterable[R]) -> Iterator[tuple[K, int, R]]:
+        for row in rows:
+            yield key(row), side, row
+
+    tagged = [tag(side, rows) for side, rows in enumerate(streams)]
+    merged = heapq.merge(*tagged, key=itemgetter(0, 1))
+    for group_key, items in itertools.groupby(merged, key=itemgetter(0)):
         sides: list[list[R]] = [[] for _ in streams]
         for _, side, row in items:
             sides[side].append(row)

@@ -204,6 +204,12 @@ def add_event(conn: Connection, **values: Any) -> None:
     conn.execute(insert(voucher_events).values(**values))
 
 
+def was_sent(conn: Connection, voucher_id: int) -> bool:
+    return conn.execute(select(voucher_events.c.id).where(
+        voucher_events.c.voucher_id == voucher_id, voucher_events.c.event == "send")
+    ).first() is not None
+
+
 def events_of(conn: Connection, voucher_ids: Sequence[int]) -> list[Any]:
     return list(
         conn.execute(

@@ -35,6 +35,7 @@ def test_each_action_needs_the_post_of_the_person_who_does_it_in_the_seeds() -> 
         Action.CREATE: Post.ENTRY,
         Action.REVISE: Post.ENTRY,
         Action.RESTORE: Post.ENTRY,
+        Action.REINSTATE: Post.ENTRY,
         Action.VOID: Post.ENTRY,
         Action.CHECK: Post.REVIEW,
         Action.UNCHECK: Post.REVIEW,

@@ -71,6 +71,7 @@ def test_exactly_these_moves_are_allowed_and_no_others() -> None:
         (State.SEALED, Event.VOID, State.VOID),
         (State.RETURNED, Event.VOID, State.VOID),
         (State.VOID, Event.RESTORE, State.DRAFT),
+        (State.VOID, Event.REINSTATE, State.RETURNED),
         (State.RETURNED, Event.REVISE, State.SUPERSEDED),
         (State.VOID, Event.REVISE, State.SUPERSEDED),
         (State.SENT, Event.DELIVER, State.DELIVERED),
