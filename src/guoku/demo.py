@@ -1,11 +1,10 @@
 """``guoku demo``: a province on the embedded default, every party exercised end to end.
 
-What it runs grows with the project. Today: the key ceremony (CA, signing servers, seals, USB
-keys); in each county, a direct-payment voucher entered, reviewed, sealed and sent by three
-different finance clerks, verified and accepted by the agent bank, the receipt back at finance;
-a voucher returned by the bank, revised as version 2 and accepted; a void and restore; and the
-refusals the controls promise (one person sealing what they entered, a clerk of one county
-reading another's vouchers). Then every node's audit chain is verified.
+The key ceremony (CA, signing servers, seals, USB keys); the voucher library's own lifecycle on
+clearing quota notices (5108) to the central bank — entered, reviewed, sealed and sent by three
+different finance clerks, verified and accepted, a return revised as version 2, a void and
+restore, the refusals the controls promise — then every business flow (demo_flows), day close and
+reconciliation. Every node's audit chain is verified at the end.
 """
 
 from __future__ import annotations
@@ -64,6 +63,7 @@ def run(workdir: Path, log: Callable[[str], None] = print) -> DemoReport:
     from guoku.demo_flows import run as run_flows
 
     run_flows(ws, report.flows, report.notes)
+    _three_layers(ws, report)
     report.exported = export(ws)
     report.vouchers = sum(_count(n.library.engine) for n in ws.nodes.values())
     _verify_audit(ws, report)
@@ -75,26 +75,36 @@ def _lib(ws: Workspace, party: str) -> VoucherLibrary:
     return ws.node_for(party).library
 
 
-def _direct_payment(ws: Workspace, county: str, no: str, amount: str) -> VoucherRow:
-    """Finance of ``county`` enters, reviews, seals and sends a 5201 to ICBC: three clerks."""
+TODAY = datetime.now(UTC).strftime("%Y%m%d")
+NOTICE, TREASURY = "5108", "P530000"
+"""The lifecycle scenes use clearing quota notices to the treasury: vouchers that book nothing,
+so the payment flows' books stay exactly as those flows made them."""
+
+
+def _notice(ws: Workspace, county: str, no: str, amount: str) -> VoucherRow:
+    """Finance of ``county`` enters, reviews, seals and sends a 5108: three clerks."""
     fin = _lib(ws, f"F{county}")
-    doc = sample_document("5201", voucher_no=no, amount=amount, admdiv=county,
-                          vou_date=datetime.now(UTC).strftime("%Y%m%d"))
-    header = {**doc.header, "PayBankCode": "B-ICBC", "PayBankName": "中国工商银行云南省分行"}
-    row = fin.create(f"fin-{county}-entry", "5201", header, doc.details, receiver="B-ICBC")
+    row = _draft(ws, county, no, amount)
     fin.check(f"fin-{county}-review", row.id)
     fin.seal(f"fin-{county}-seal", row.id)
     return fin.send(f"fin-{county}-seal", row.id)
 
 
+def _draft(ws: Workspace, county: str, no: str, amount: str) -> VoucherRow:
+    doc = sample_document(NOTICE, voucher_no=no, amount=amount, admdiv=county, vou_date=TODAY)
+    return _lib(ws, f"F{county}").create(f"fin-{county}-entry", NOTICE, doc.header,
+                                         doc.details, receiver=TREASURY)
+
+
 def _bank_copy(ws: Workspace, county: str, sent: VoucherRow) -> VoucherRow:
-    bank = _lib(ws, "B-ICBC")
-    page = bank.query(f"icbc-{county}-recv", VoucherQuery(vt_code=sent.vt_code, state="received"),
-                      page_size=500)
+    """The treasury's copy of ``sent``."""
+    treasury = _lib(ws, TREASURY)
+    page = treasury.query(f"pboc-{county}-recv",
+                          VoucherQuery(vt_code=sent.vt_code, state="received"), page_size=500)
     for row in page.items:
         if row.voucher_no == sent.voucher_no and row.version == sent.version:
             return row
-    raise NotFound(f"ICBC did not receive {sent.ref}")
+    raise NotFound(f"the treasury did not receive {sent.ref}")
 
 
 def _expect(row: VoucherRow, state: str) -> None:
@@ -104,40 +114,39 @@ def _expect(row: VoucherRow, state: str) -> None:
 
 def _lifecycle(ws: Workspace, report: DemoReport) -> None:
     for i, county in enumerate(COUNTIES, start=1):
-        sent = _direct_payment(ws, county, f"ZF{county}{i:04d}", f"{12000 + i * 345}.60")
+        sent = _notice(ws, county, f"QS{county}{i:04d}", f"{12000 + i * 345}.60")
         ws.network.pump()
         received = _bank_copy(ws, county, sent)
-        _lib(ws, "B-ICBC").accept(f"icbc-{county}-recv", received.id)
+        _lib(ws, TREASURY).accept(f"pboc-{county}-recv", received.id)
         ws.network.pump()
         _expect(_lib(ws, f"F{county}").get(f"fin-{county}-entry", sent.id), "accepted")
-        report.notes.append(f"{sent.ref} sealed, sent, verified and accepted by ICBC")
+        report.notes.append(f"{sent.ref} sealed, sent, verified and accepted by the treasury")
 
 
 def _revise(ws: Workspace, report: DemoReport) -> None:
     county = COUNTIES[0]
     fin = _lib(ws, f"F{county}")
-    sent = _direct_payment(ws, county, f"ZF{county}9001", "880.00")
+    sent = _notice(ws, county, f"QS{county}9001", "880.00")
     ws.network.pump()
     received = _bank_copy(ws, county, sent)
-    _lib(ws, "B-ICBC").return_(f"icbc-{county}-recv", received.id, "收款人账号与户名不符")
+    _lib(ws, TREASURY).return_(f"pboc-{county}-recv", received.id, "清算行行号有误")
     ws.network.pump()
     _expect(fin.get(f"fin-{county}-entry", sent.id), "returned")
-    v2 = fin.revise(f"fin-{county}-entry", sent.id, {"PayeeAcctName": "芒市第一中学"})
+    v2 = fin.revise(f"fin-{county}-entry", sent.id, {"ClearBankCode": "011731000018"})
     fin.check(f"fin-{county}-review", v2.id)
     fin.seal(f"fin-{county}-seal", v2.id)
     fin.send(f"fin-{county}-seal", v2.id)
     ws.network.pump()
-    _lib(ws, "B-ICBC").accept(f"icbc-{county}-recv", _bank_copy(ws, county, v2).id)
+    _lib(ws, TREASURY).accept(f"pboc-{county}-recv", _bank_copy(ws, county, v2).id)
     ws.network.pump()
     _expect(fin.get(f"fin-{county}-entry", v2.id), "accepted")
-    report.notes.append(f"{sent.ref} returned (收款人账号与户名不符), revised as v2, accepted")
+    report.notes.append(f"{sent.ref} returned (清算行行号有误), revised as v2, accepted")
 
 
 def _void_restore(ws: Workspace, report: DemoReport) -> None:
     county = COUNTIES[1]
     fin = _lib(ws, f"F{county}")
-    doc = sample_document("5201", voucher_no=f"ZF{county}9002", amount="66.00", admdiv=county)
-    row = fin.create(f"fin-{county}-entry", "5201", doc.header, doc.details, receiver="B-ICBC")
+    row = _draft(ws, county, f"QS{county}9002", "66.00")
     fin.void(f"fin-{county}-entry", row.id, "录入重复")
     restored = fin.restore(f"fin-{county}-entry", row.id)
     _expect(restored, "draft")
@@ -146,14 +155,14 @@ def _void_restore(ws: Workspace, report: DemoReport) -> None:
 
 
 def _finish(ws: Workspace, county: str, row: VoucherRow, checked: bool = False) -> None:
-    """Review (unless done), seal, send and have ICBC accept a finance draft."""
+    """Review (unless done), seal, send and have the treasury accept a finance draft."""
     fin = _lib(ws, f"F{county}")
     if not checked:
         fin.check(f"fin-{county}-review", row.id)
     fin.seal(f"fin-{county}-seal", row.id)
     sent = fin.send(f"fin-{county}-seal", row.id)
     ws.network.pump()
-    _lib(ws, "B-ICBC").accept(f"icbc-{county}-recv", _bank_copy(ws, county, sent).id)
+    _lib(ws, TREASURY).accept(f"pboc-{county}-recv", _bank_copy(ws, county, sent).id)
     ws.network.pump()
     _expect(fin.get(f"fin-{county}-entry", row.id), "accepted")
 
@@ -161,8 +170,7 @@ def _finish(ws: Workspace, county: str, row: VoucherRow, checked: bool = False) 
 def _controls(ws: Workspace, report: DemoReport) -> None:
     county, other = COUNTIES
     fin = _lib(ws, f"F{county}")
-    doc = sample_document("5201", voucher_no=f"ZF{county}9003", amount="10.00", admdiv=county)
-    row = fin.create(f"fin-{county}-entry", "5201", doc.header, doc.details, receiver="B-ICBC")
+    row = _draft(ws, county, f"QS{county}9003", "10.00")
     fin.check(f"fin-{county}-review", row.id)
     try:
         fin.seal(f"fin-{county}-review", row.id)
@@ -177,6 +185,38 @@ def _controls(ws: Workspace, report: DemoReport) -> None:
     else:
         raise GuokuError("a clerk read another county's voucher")
     _finish(ws, county, row, checked=True)
+
+
+def _three_layers(ws: Workspace, report: DemoReport) -> None:
+    """All three reconciliation layers over every node, recorded in finance's node."""
+    from guoku.reconcile.layer1 import layer1
+    from guoku.reconcile.layer2 import layer2
+    from guoku.reconcile.layer3 import layer3
+    from guoku.reconcile.report import Collector
+    from guoku.reconcile.workflow import record_run
+
+    engines = {name: node.engine for name, node in ws.nodes.items()}
+    parties = {n.name: n.parties for n in ws.province.nodes}
+    banks = [n for n in engines if n.startswith("bank")]
+    pairs = [("finance", b) for b in banks] + [("finance", "pboc")] + [(b, "pboc") for b in banks]
+    collector = Collector()
+    collector.open_spool()
+    streams = [layer1(engines[a], parties[a], engines[b], parties[b], day=TODAY)
+               for a, b in pairs]
+    streams += [layer2(engine, day=TODAY) for engine in engines.values()]
+    streams.append(layer3(engines["finance"], [engines[b] for b in banks], engines["pboc"],
+                          day=TODAY))
+    for stream in streams:
+        for _ in collector.add(stream):
+            pass
+    record_run(engines["finance"], collector.spooled(), mode="daily", layers="123",
+               scope=TODAY, user="reconciler")
+    collector.close()
+    report.flows["three_layer_reconciliation"] = "ok" if collector.total == 0 else "failed"
+    report.notes.append(
+        f"three-layer reconciliation of {TODAY}: " + (
+            "every layer agrees" if collector.total == 0 else
+            f"{collector.total} differences {collector.by_kind}"))
 
 
 def export(ws: Workspace) -> int:

@@ -114,6 +114,7 @@ def demo_province() -> ProvinceSpec:
     users += desks("fin", "F530000", "530000")
     users += [
         UserSpec("admin-finance", "财政系统管理员", "F530000", "530000", (Post.ADMIN,)),
+        UserSpec("reconciler", "对账员", "F530000", "530000", (Post.RECONCILE,)),
         UserSpec("admin-pboc", "国库系统管理员", "P530000", "530000", (Post.ADMIN,)),
         UserSpec("admin-icbc", "工行系统管理员", "B-ICBC", "530000", (Post.ADMIN,)),
         UserSpec("admin-abc", "农行系统管理员", "B-ABC", "530000", (Post.ADMIN,)),

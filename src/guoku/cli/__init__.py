@@ -39,6 +39,7 @@ _GROUPS: tuple[tuple[str, str | None], ...] = (
     ("node", "node"),
     ("mq", "mq"),
     ("flow", "flow"),
+    ("reconcile", "reconcile"),
 )
 
 

@@ -197,22 +197,25 @@ def _merged_payments(f_conn: Connection, b_conns: Sequence[Connection], p_conn: 
 
 
 def _join_group(f_rows: list[Any], b_rows: list[Any], p_rows: list[Any]) -> Iterator[Triple]:
-    """What ``(F FULL JOIN B ON admdiv, ref) FULL JOIN P ON link`` gives for one link, in the
-    order the SQL path sorts it: by ref, a finance/bank pair without a clearing last."""
+    """What ``(F FULL JOIN B ON admdiv, ref) FULL JOIN P ON P.link = B.link`` gives for one
+    link, in the SQL path's order: pairs by ref, clearings by ref, unmatched clearings last."""
     pairs: dict[tuple[str, str], list[Any]] = defaultdict(lambda: [None, None])
     for row in f_rows:
         pairs[_pair_key(row)][0] = row
     for row in b_rows:
         pairs[_pair_key(row)][1] = row
-    fb = [pairs[k] for k in sorted(pairs, key=lambda k: (k[1], k[0]))]
-    clearings = sorted(p_rows, key=itemgetter(_REF)) or [None]
-    if not fb:
+    clearings = sorted(p_rows, key=itemgetter(_REF))
+    advanced = False
+    for _, (f, b) in sorted(pairs.items(), key=lambda item: (item[0][1], item[0][0])):
+        if b is None:
+            yield f, None, None
+            continue
+        advanced = True
+        for p in clearings or [None]:
+            yield f, b, p
+    if not advanced:
         for p in clearings:
             yield None, None, p
-        return
-    for f, b in fb:
-        for p in clearings:
-            yield f, b, p
 
 
 # --- payments: joined in SQL -----------------------------------------------------------------
@@ -224,7 +227,7 @@ def _joined_payments(conn: Connection, f_tab: Table, b_tabs: Sequence[Table], p_
     banks = [bank_advanced(t, period) for t in b_tabs]
     b = (banks[0] if len(banks) == 1 else union_all(*banks)).subquery("b")
     p = treasury_cleared(p_tab, period).subquery("p")
-    fb_link = func.coalesce(b.c.link, f.c.link)
+    fb_link = func.coalesce(f.c.link, b.c.link)
     agree = and_(f.c.link.is_not(None), b.c.link.is_not(None), p.c.link.is_not(None),
                  f.c.amount_fen == b.c.amount_fen, b.c.amount_fen == p.c.amount_fen)
     stmt = (
@@ -233,7 +236,7 @@ def _joined_payments(conn: Connection, f_tab: Table, b_tabs: Sequence[Table], p_
         .select_from(
             f.join(b, and_(f.c.admdiv == b.c.admdiv, f.c.voucher_ref == b.c.voucher_ref),
                    full=True)
-            .join(p, p.c.link == fb_link, full=True))
+            .join(p, p.c.link == b.c.link, full=True))
         .where(~agree)
         .order_by(*ordered(conn, func.coalesce(fb_link, p.c.link),
                            func.coalesce(f.c.voucher_ref, b.c.voucher_ref),

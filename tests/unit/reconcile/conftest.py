@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, create_engine, delete, insert, text, update
+from sqlalchemy.pool import NullPool
 
 from guoku.reconcile import Break, layer1, layer2, layer3
 from guoku.store.tables import admdivs, ledger_entries, metadata, parties, voucher_events, vouchers
@@ -79,7 +80,7 @@ class World:
     pboc: Node
     method: str
     backend: str
-    extra: list[Engine] = field(default_factory=list)
+    databases: Databases
 
     # --- what the flows leave behind -------------------------------------------------------
 
@@ -181,40 +182,52 @@ def _prepare(engine: Engine) -> None:
             for code, kind in KINDS.items()])
 
 
-def _schema_url(url: str, schema: str) -> str:
-    sep = "&" if "?" in url else "?"
-    return f"{url}{sep}options=-csearch_path%3D{schema}"
+@dataclass
+class Databases:
+    """Makes one empty node database at a time: a SQLite file, or a PostgreSQL schema."""
+
+    tmp_path: Path
+    pg_url: str | None
+    engines: list[Engine] = field(default_factory=list)
+    schemas: list[str] = field(default_factory=list)
+
+    def node(self, name: str, parties: tuple[str, ...]) -> Node:
+        if self.pg_url is None:
+            engine = create_engine(f"sqlite:///{self.tmp_path / name}.db")
+        else:
+            schema = f"rc_{uuid.uuid4().hex[:10]}_{name.replace('-', '_')}"
+            with self._admin().begin() as conn:
+                conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+            self.schemas.append(schema)
+            sep = "&" if "?" in self.pg_url else "?"
+            engine = create_engine(f"{self.pg_url}{sep}options=-csearch_path%3D{schema}")
+        self.engines.append(engine)
+        _prepare(engine)
+        return Node(engine, parties)
+
+    def _admin(self) -> Engine:
+        assert self.pg_url is not None
+        return create_engine(self.pg_url, poolclass=NullPool)
+
+    def close(self) -> None:
+        for engine in self.engines:
+            engine.dispose()
+        if self.schemas:
+            admin = self._admin()
+            with admin.begin() as conn:
+                for schema in self.schemas:
+                    conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+            admin.dispose()
 
 
 @pytest.fixture(params=[("sqlite", "merge"), ("postgres", "merge"), ("postgres", "sql")],
                 ids=["sqlite", "postgres-merge", "postgres-sql"])
 def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
     backend, method = request.param
-    schemas: list[str] = []
-    admin: Engine | None = None
-    if backend == "postgres":
-        pg_url = request.getfixturevalue("pg_url")
-        admin = create_engine(pg_url)
-        engines = {}
-        with admin.begin() as conn:
-            for name in NODES:
-                schema = f"rc_{uuid.uuid4().hex[:10]}_{name}"
-                conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-                schemas.append(schema)
-                engines[name] = create_engine(_schema_url(pg_url, schema))
-    else:
-        engines = {name: create_engine(f"sqlite:///{tmp_path / name}.db") for name in NODES}
-    for engine in engines.values():
-        _prepare(engine)
-    w = World(*(Node(engines[n], parts) for n, parts in NODES.items()), method=method,
-              backend=backend)
+    pg_url = request.getfixturevalue("pg_url") if backend == "postgres" else None
+    dbs = Databases(tmp_path, pg_url)
     try:
-        yield w
+        nodes = [dbs.node(name, parts) for name, parts in NODES.items()]
+        yield World(*nodes, method=method, backend=backend, databases=dbs)
     finally:
-        for engine in (*engines.values(), *w.extra):
-            engine.dispose()
-        if admin is not None:
-            with admin.begin() as conn:
-                for schema in schemas:
-                    conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-            admin.dispose()
+        dbs.close()
