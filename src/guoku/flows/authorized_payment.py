@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from guoku.flows.desk import Desk, Province, answer, issue, payee_refusal
+from guoku.flows.desk import Desk, Province, answer, issue
 from guoku.flows.model import (
     AUTHORIZED,
     Payment,
@@ -29,7 +29,8 @@ from guoku.flows.model import (
     plan_header,
     report_details,
 )
-from guoku.flows.ports import PayingBank, PaymentOutcome
+from guoku.flows.ports import PayingBank
+from guoku.flows.steps import bank_pays, receipts
 from guoku.store.repository import VoucherRow
 
 
@@ -75,26 +76,19 @@ def pay(province: Province, payment: Payment, unit: Desk, bank: Desk, pboc: Desk
                     payment_details(payment), receiver=bank.party)
     province.settle()
     result = FlowResult(voucher, {"8202": voucher})
-    refusal = payee_refusal(province, bank, voucher)
-    outcome = core.pay(voucher.ref, payment.payee.account_no, payment.payee.name,
-                       payment.amount) if refusal is None else PaymentOutcome(False, "", refusal)
+    outcome = bank_pays(province, bank, voucher, payment, core)
     if not outcome.paid:
-        answer(province, bank, voucher, return_reason=outcome.reason)
         province.settle()
         result.reason = outcome.reason
         return result
-    answer(province, bank, voucher)
     transfer = issue(province, bank, "2301",
                      answering_header(voucher, payment, "2301", payment.vou_date),
                      report_details([voucher], payment.unit_code), receiver=pboc.party)
     result.vouchers["2301"] = transfer
     province.settle()
     answer(province, pboc, transfer)
-    for receiver in (bank.party, finance.party):
-        header = answering_header(transfer, payment, "9301", payment.vou_date)
-        header["VoucherNo"] = f"9301-{receiver}-{transfer.voucher_no}"[:42]
-        result.vouchers[f"9301:{receiver}"] = issue(province, pboc, "9301", header, (),
-                                                    receiver=receiver)
+    result.vouchers.update(receipts(province, pboc, "9301", transfer, payment,
+                                    (bank.party, finance.party)))
     province.settle()
     answer(province, bank, result.vouchers[f"9301:{bank.party}"])
     answer(province, finance, result.vouchers[f"9301:{finance.party}"])

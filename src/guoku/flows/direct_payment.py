@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from guoku.domain.money import Amount
-from guoku.flows.desk import Desk, Province, answer, issue, payee_refusal
+from guoku.flows.desk import Desk, Province, answer, issue
 from guoku.flows.model import (
     DIRECT,
     Payment,
@@ -25,7 +25,8 @@ from guoku.flows.model import (
     plan_header,
     report_details,
 )
-from guoku.flows.ports import PayingBank, PaymentOutcome
+from guoku.flows.ports import PayingBank
+from guoku.flows.steps import bank_pays, receipts
 from guoku.store.repository import VoucherRow
 
 
@@ -48,16 +49,12 @@ def run(province: Province, payment: Payment, finance: Desk, bank: Desk, pboc: D
     province.settle()
     result = DirectPaymentResult(voucher, {"5201": voucher, "5108": quota})
     # 2. the bank pays the payee; a failed payment goes back returned with the bank's reason
-    refusal = payee_refusal(province, bank, voucher)
-    outcome = core.pay(voucher.ref, payment.payee.account_no, payment.payee.name,
-                       payment.amount) if refusal is None else PaymentOutcome(False, "", refusal)
+    outcome = bank_pays(province, bank, voucher, payment, core)
     if not outcome.paid:
-        answer(province, bank, voucher, return_reason=outcome.reason)
         answer(province, pboc, quota)
         province.settle()
         result.reason = outcome.reason
         return result
-    answer(province, bank, voucher)
     paid = {"XPayAmt": payment.amount.wire(), "XPayDate": payment.vou_date,
             "XAgentBusinessNo": outcome.business_no}
     result.vouchers["9201"] = issue(
@@ -74,11 +71,8 @@ def run(province: Province, payment: Payment, finance: Desk, bank: Desk, pboc: D
     result.vouchers["9108"] = issue(
         province, pboc, "9108", answering_header(quota, payment, "9108", payment.vou_date),
         (), receiver=finance.party)
-    for receiver in (finance.party, bank.party):
-        header = answering_header(transfer, payment, "9301", payment.vou_date)
-        header["VoucherNo"] = f"9301-{receiver}-{transfer.voucher_no}"[:42]
-        result.vouchers[f"9301:{receiver}"] = issue(province, pboc, "9301", header, (),
-                                                    receiver=receiver)
+    result.vouchers.update(receipts(province, pboc, "9301", transfer, payment,
+                                    (finance.party, bank.party)))
     province.settle()
     # 4. the bank's credit notice to finance (the unit reads and prints it there)
     answer(province, bank, result.vouchers[f"9301:{bank.party}"])

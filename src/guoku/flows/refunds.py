@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from guoku.domain.money import Amount
 from guoku.flows.desk import Desk, Province, answer, issue
 from guoku.flows.model import Payment, answering_header, report_details
+from guoku.flows.steps import receipts
 from guoku.store.repository import VoucherRow
 
 NOTICE = {"5201": "2203", "8202": "2204"}
@@ -38,11 +39,8 @@ def run(province: Province, original: VoucherRow, payment: Payment, bank: Desk, 
     result.vouchers["2302"] = application
     province.settle()
     answer(province, pboc, application)
-    for receiver in (bank.party, finance.party):
-        header = answering_header(application, payment, "9302", payment.vou_date)
-        header["VoucherNo"] = f"9302-{receiver}-{application.voucher_no}"[:42]
-        result.vouchers[f"9302:{receiver}"] = issue(province, pboc, "9302", header, (),
-                                                    receiver=receiver)
+    result.vouchers.update(receipts(province, pboc, "9302", application, payment,
+                                    (bank.party, finance.party)))
     province.settle()
     answer(province, bank, result.vouchers[f"9302:{bank.party}"])
     notice_type = NOTICE[original.vt_code]
