@@ -83,11 +83,18 @@ def list_cmd(
 @app.command("show")
 def show_cmd(voucher_id: int, user: str = UserOpt, workdir: Path = WorkdirOpt,
              xml: bool = typer.Option(False, "--xml"), as_json: bool = JsonOption) -> None:
-    row = _library(workdir, user).get(user, voucher_id)
+    lib = _library(workdir, user)
+    row = lib.get(user, voucher_id)
+    check = lib.payee_check(user, voucher_id)
     if xml:
         typer.echo(row.xml.decode())
+    elif as_json:
+        print_json({**_row(row), "payee_check": check.to_dict() if check else None})
     else:
         _show(row, as_json)
+        if check is not None:  # what the reviewer sees before sealing
+            mark = "[green]通过[/]" if check.passed else "[red]未通过[/]"
+            console.print(f"  收款人账户校验 {mark}: {check.summary()}")
 
 
 @app.command("history")
