@@ -13,7 +13,7 @@ from typing import Protocol
 
 from guoku.domain.errors import NotFound
 from guoku.library.service import VoucherLibrary
-from guoku.store.repository import VoucherQuery, VoucherRow
+from guoku.store.repository import VoucherRow
 
 
 class Province(Protocol):
@@ -65,12 +65,11 @@ def issue(
 def received(province: Province, desk: Desk, sent: VoucherRow) -> VoucherRow:
     """The receiver's copy of ``sent`` (after ``settle``)."""
     lib = province.library(desk.party)
-    page = lib.query(desk.receiver, VoucherQuery(vt_code=sent.vt_code, direction="in"),
-                     page_size=500)
-    for row in page.items:
-        if (row.voucher_no, row.version) == (sent.voucher_no, sent.version):
-            return row
-    raise NotFound(f"{desk.party} has not received {sent.ref}")
+    try:
+        return lib.find(desk.receiver, sent.vt_code, sent.st_year, sent.voucher_no,
+                        sent.version, "in")
+    except NotFound:
+        raise NotFound(f"{desk.party} has not received {sent.ref}") from None
 
 
 def answer(province: Province, desk: Desk, sent: VoucherRow,

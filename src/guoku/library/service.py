@@ -430,6 +430,17 @@ class VoucherLibrary:
         with UnitOfWork(self.engine) as uow:
             return repo.get_party(uow.conn, self.node_party).kind
 
+    def find(self, username: str, vt_code: str, st_year: int, voucher_no: str, version: int,
+             direction: str) -> VoucherRow:
+        """A voucher by its key, within the caller's tenant and party (one indexed look-up)."""
+        with UnitOfWork(self.engine) as uow:
+            user = self._user(uow, username)
+            row = repo.find_voucher(uow.conn, user.admdiv.code, st_year, vt_code, voucher_no,
+                                    version, direction)
+            if row is None or user.party.code not in (row.sender_party, row.receiver_party):
+                raise NotFound(f"no voucher {vt_code}/{voucher_no} v{version} ({direction})")
+            return row
+
     def get(self, username: str, voucher_id: int) -> VoucherRow:
         with UnitOfWork(self.engine) as uow:
             return self._load(uow, self._user(uow, username), voucher_id)

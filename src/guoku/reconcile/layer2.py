@@ -22,7 +22,7 @@ breaks come back, and the second look reads them through a temporary table in ch
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import ExitStack
 from itertools import islice
 from types import MappingProxyType
@@ -45,7 +45,6 @@ from sqlalchemy import (
     literal,
     or_,
     select,
-    union_all,
 )
 from sqlalchemy.sql import ColumnElement, FromClause, Select, Subquery
 
@@ -95,23 +94,22 @@ def layer2(engine: Engine, *, day: str | None = None, month: str | None = None,
 # --- the main join ---------------------------------------------------------------------------
 
 
-def _constants(name: str, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> Subquery:
-    """A small constant table (portable: SQLite has no column names for ``VALUES``)."""
-    selects = [select(*(literal(v, String).label(c) for c, v in zip(columns, row, strict=True)))
-               for row in rows]
-    return union_all(*selects).subquery(name)
-
-
-def _rules() -> Subquery:
-    rows = [(kind.value, direction, vt, event, account)
-            for (kind, direction, vt, event), account in sorted(POSTINGS.items())]
-    return _constants("rules", ("kind", "direction", "vt_code", "event", "account"), rows)
-
-
-def _expectations() -> Subquery:
-    events = sorted({event for (_, _, _, event) in POSTINGS})
-    rows = [(event, s.value, expected(event, s.value)) for event in events for s in State]
-    return _constants("expectations", ("event", "state", "expect"), rows)
+def _rule_cases(kind: ColumnElement[str], v: FromClause) -> tuple[ColumnElement[str | None],
+                                                                  ColumnElement[str]]:
+    """The posting rules as two SQL ``CASE`` expressions over a voucher and its party's kind:
+    the account its rule books (NULL: no rule), and whether that posting is due by now."""
+    accounts, expects = [], []
+    for (party_kind, direction, vt, event), account in sorted(POSTINGS.items()):
+        rule = and_(v.c.vt_code == vt, v.c.direction == direction, kind == party_kind.value)
+        accounts.append((rule, literal(account, String)))
+        states = {e: sorted(s for (ev, s), x in EXPECTED.items() if ev == event and x == e)
+                  for e in (YES, MAYBE)}
+        due = case((v.c.state.in_(states[YES]), literal(YES, String)),
+                   *([(v.c.state.in_(states[MAYBE]), literal(MAYBE, String))]
+                     if states[MAYBE] else []),
+                   else_=literal(NO, String))
+        expects.append((rule, due))
+    return case(*accounts, else_=None), case(*expects, else_=literal(NO, String))
 
 
 def voucher_ref(table: FromClause) -> ColumnElement[str]:
@@ -132,9 +130,11 @@ def _other_party(table: FromClause) -> ColumnElement[str]:
 
 
 def _booked_vouchers(period: Period, wanted: list[str] | None) -> Subquery:
-    v, rules, exp = vouchers, _rules(), _expectations()
+    v = vouchers
     party = booking_party(v)
-    where = [v.c.vt_code.in_(sorted({vt for (_, _, vt, _) in POSTINGS}))]
+    account, expect = _rule_cases(parties.c.kind, v)
+    where = [v.c.vt_code.in_(sorted({vt for (_, _, vt, _) in POSTINGS})),
+             account.is_not(None)]
     if not period.everything:
         where.append(v.c.vou_date.between(period.first, period.last))
     if wanted is not None:
@@ -142,14 +142,9 @@ def _booked_vouchers(period: Period, wanted: list[str] | None) -> Subquery:
     return (
         select(v.c.admdiv, party.label("party"), _other_party(v).label("counterparty"),
                v.c.vt_code, v.c.st_year, v.c.voucher_no, v.c.version, v.c.state,
-               v.c.amount_fen, v.c.vou_date, rules.c.account, exp.c.expect,
-               voucher_ref(v).label("ref"))
-        .select_from(
-            v.join(parties, parties.c.code == party)
-            .join(rules, and_(rules.c.kind == parties.c.kind,
-                              rules.c.direction == v.c.direction,
-                              rules.c.vt_code == v.c.vt_code))
-            .join(exp, and_(exp.c.event == rules.c.event, exp.c.state == v.c.state)))
+               v.c.amount_fen, v.c.vou_date, account.label("account"),
+               expect.label("expect"), voucher_ref(v).label("ref"))
+        .select_from(v.join(parties, parties.c.code == party))
         .where(*where)
         .subquery("v")
     )

@@ -25,7 +25,7 @@ JOINs in SQL that send back only the rows that do not agree. Both feed the same 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from operator import itemgetter
@@ -329,33 +329,18 @@ def _pair_breaks(left: Any, right: Any, lbooks: Books, rbooks: Books) -> Iterato
 
 BY_UNIT: Final = ("admdiv", "agency_code", "fund_type", "day")
 BY_FUND: Final = ("admdiv", "fund_type", "day")
+PAID_ACCOUNTS: Final = tuple(sorted(set(PAID_BY_TYPE.values())))
+SUMMED: Final = {0: (*PAID_ACCOUNTS, ALLOCATED), 1: (ADVANCED,), 2: (CLEARED, ALLOCATED)}
+"""Side (0 finance, 1 the banks, 2 the treasury) -> the accounts its totals sum."""
 
 
-@dataclass(frozen=True, slots=True)
-class Measure:
-    books: Books
-    side: int
-    """0 finance, 1 the banks, 2 the treasury."""
-    accounts: tuple[str, ...]
-
-
-TOTALS: Final = (
-    (BY_UNIT, Measure(FINANCE_PAID, 0, tuple(sorted(PAID_BY_TYPE.values()))),
-     Measure(BANK_ADVANCED, 1, (ADVANCED,))),
-    (BY_FUND, Measure(BANK_ADVANCED, 1, (ADVANCED,)), Measure(TREASURY_CLEARED, 2, (CLEARED,))),
-    (BY_UNIT, Measure(FINANCE_ALLOCATED, 0, (ALLOCATED,)),
-     Measure(TREASURY_ALLOCATED, 2, (ALLOCATED,))),
-)
-"""(grouping, left measure, right measure): the totals compared, group by group."""
-
-
-def _sums(conn: Connection, by: tuple[str, ...], accounts: tuple[str, ...],
-          period: Period) -> Iterator[Any]:
+def _sums(conn: Connection, accounts: tuple[str, ...], period: Period) -> Iterator[Any]:
+    """One pass over a ledger: the sum of each account by division, unit, fund type and day."""
     t = ledger_entries
     where = [t.c.account.in_(accounts)]
     if not period.everything:
         where.append(t.c.day.between(period.first, period.last))
-    groups = [t.c[k] for k in by]
+    groups = [*(t.c[k] for k in BY_UNIT), t.c.account]
     stmt = (select(*groups, func.sum(t.c.amount_fen).label("amount_fen"),
                    func.min(t.c.party).label("party"))
             .where(*where).group_by(*groups).order_by(*ordered(conn, *groups)))
@@ -364,26 +349,43 @@ def _sums(conn: Connection, by: tuple[str, ...], accounts: tuple[str, ...],
 
 def _totals(f_conn: Connection, b_conns: Sequence[Connection], p_conn: Connection,
             period: Period) -> Iterator[Break]:
-    conns_of = {0: [f_conn], 1: list(b_conns), 2: [p_conn]}
-    for by, left, right in TOTALS:
-        width = len(by)
-        group = itemgetter(*range(width))
-        streams: list[Iterable[Any]] = []
-        owners: list[int] = []
-        for measure in (left, right):
-            for conn in conns_of[measure.side]:
-                streams.append(ascending(_sums(conn, by, measure.accounts, period), group,
-                                         measure.books.name))
-                owners.append(0 if measure is left else 1)
-        for key, sides in merge_groups(streams, group):
-            amounts, party = [0, 0], [measure.books.who for measure in (left, right)]
-            for owner, rows in zip(owners, sides, strict=True):
-                for row in rows:
-                    amounts[owner] += int(row[width])
-                    party[owner] = row[width + 1]
+    """Finance paid vs banks advanced and finance allocated vs treasury allocated, group by
+    group as the sorted sums stream in; banks advanced vs treasury cleared by fund type, summed
+    on the way (one entry per division, fund type and day) and compared at the end."""
+    sides = [0, *(1 for _ in b_conns), 2]
+    conns = [f_conn, *b_conns, p_conn]
+    width = len(BY_UNIT)
+    group = itemgetter(*range(width))
+    streams = [ascending(_sums(c, SUMMED[side], period), itemgetter(*range(width + 1)),
+                         f"totals of side {side}") for c, side in zip(conns, sides, strict=True)]
+    by_fund: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0])
+    by_fund_party = ["bank", "treasury"]
+    for key, rows_of in merge_groups(streams, group):
+        sums: dict[tuple[int, str], int] = defaultdict(int)
+        party: dict[tuple[int, str], str] = {}
+        for side, rows in zip(sides, rows_of, strict=True):
+            for row in rows:
+                account = PAID_ACCOUNTS[0] if row[width] in PAID_ACCOUNTS else row[width]
+                sums[side, account] += int(row[width + 1])
+                party[side, account] = row[width + 2]
+        where = dict(zip(BY_UNIT, key, strict=True))
+        for left, right in (((0, PAID_ACCOUNTS[0], FINANCE_PAID), (1, ADVANCED, BANK_ADVANCED)),
+                            ((0, ALLOCATED, FINANCE_ALLOCATED),
+                             (2, ALLOCATED, TREASURY_ALLOCATED))):
+            amounts = [sums[left[:2]], sums[right[:2]]]
             if amounts[0] != amounts[1]:
-                yield _total_break(dict(zip(by, key, strict=True)), left.books, right.books,
-                                   amounts, party)
+                yield _total_break(where, left[2], right[2], amounts,
+                                   [party.get(left[:2], left[2].who),
+                                    party.get(right[:2], right[2].who)])
+        fund = by_fund[where["admdiv"], where["fund_type"], where["day"]]
+        fund[0] += sums[1, ADVANCED]
+        fund[1] += sums[2, CLEARED]
+        by_fund_party = [party.get((1, ADVANCED), by_fund_party[0]),
+                         party.get((2, CLEARED), by_fund_party[1])]
+    for (admdiv, fund_type, day), amounts in sorted(by_fund.items()):
+        if amounts[0] != amounts[1]:
+            yield _total_break({"admdiv": admdiv, "fund_type": fund_type, "day": day},
+                               BANK_ADVANCED, TREASURY_CLEARED, amounts, by_fund_party)
 
 
 def _total_break(group: dict[str, Any], left: Books, right: Books, amounts: list[int],
@@ -395,4 +397,3 @@ def _total_break(group: dict[str, Any], left: Books, right: Books, amounts: list
         day=group["day"], left_amount_fen=amounts[0], right_amount_fen=amounts[1],
         agency_code=group.get("agency_code") or None, fund_type=group["fund_type"] or None,
         detail=f"{what}: {left.name} {amounts[0]} fen, {right.name} {amounts[1]} fen")
-

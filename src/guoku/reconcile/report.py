@@ -52,7 +52,7 @@ class Collector:
     def open_spool(self) -> None:
         """Keep every break in a temporary file, to record them once the reading is done (a
         SQLite node cannot be written while the same run still streams from it)."""
-        self._spool = tempfile.TemporaryFile("w+", encoding="utf-8")
+        self._spool = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115 (closed in close)
 
     def spooled(self) -> Iterator[SimpleNamespace]:
         if self._spool is None:
