@@ -11,14 +11,15 @@ Each returns an iterator of :class:`Break` — streamed, never a list of everyth
 any size holds one chunk of rows per side. Where the sides are separate databases, a layer
 merges streams sorted by its key (``reconcile.merge``); where they are schemas of one
 PostgreSQL database it joins them in SQL (``method="auto"`` picks, ``"sql"``/``"merge"``
-insist). docs/decisions/0015-reconciliation-engine.md gives the reasons and the figures.
+insist). :func:`concurrently` runs independent layers side by side, still yielding their breaks
+in order. docs/decisions/0015-reconciliation-engine.md gives the reasons and the figures.
 """
 
 from guoku.reconcile.breaks import Break, BreakKind, Layer, Period
 from guoku.reconcile.layer1 import DEFAULT_GRACE, layer1
 from guoku.reconcile.layer2 import layer2
 from guoku.reconcile.layer3 import layer3
-from guoku.reconcile.merge import Method, NotColocated, StreamOutOfOrder
+from guoku.reconcile.merge import Method, NotColocated, StreamOutOfOrder, concurrently
 
 __all__ = [
     "DEFAULT_GRACE",
@@ -29,6 +30,7 @@ __all__ = [
     "NotColocated",
     "Period",
     "StreamOutOfOrder",
+    "concurrently",
     "layer1",
     "layer2",
     "layer3",

@@ -28,19 +28,7 @@ from operator import itemgetter
 from types import MappingProxyType
 from typing import Any, Final
 
-from sqlalchemy import (
-    Connection,
-    Engine,
-    String,
-    Table,
-    and_,
-    case,
-    func,
-    literal,
-    not_,
-    or_,
-    select,
-)
+from sqlalchemy import Connection, Engine, Table, and_, func, not_, or_, select, tuple_
 from sqlalchemy.sql import Select
 
 from guoku.domain.errors import ValidationError
@@ -66,9 +54,8 @@ which the sender queries its status (``guoku.library.inbound.DELIVERY_LIMIT``)."
 KEY: Final = ("admdiv", "st_year", "vt_code", "voucher_no", "version")
 COLUMNS: Final = (*KEY, "state", "amount_fen", "vou_date", "sender_party", "receiver_party",
                   "updated_at")
-COLUMNS_FLOW: Final = (*COLUMNS, "flow")
-_key_flow = itemgetter(0, 1, 2, 3, 4, 11)
-_STATE, _AMOUNT, _DAY, _SENDER, _RECEIVER, _UPDATED, _FLOW = 5, 6, 7, 8, 9, 10, 11
+_key = itemgetter(0, 1, 2, 3, 4)
+_STATE, _AMOUNT, _DAY, _SENDER, _RECEIVER, _UPDATED = 5, 6, 7, 8, 9, 10
 
 
 class Verdict(enum.Enum):
@@ -122,8 +109,8 @@ def layer1(
     day: str | None = None, month: str | None = None, grace: timedelta = DEFAULT_GRACE,
     now: datetime | None = None, method: Method = "auto",
 ) -> Iterator[Break]:
-    """What ``a``'s parties sent to ``b``'s parties against what ``b`` received from them, and
-    the other way round, in one pass over each side; breaks in key order, streamed."""
+    """What ``a``'s parties sent to ``b``'s parties against what ``b`` received from them,
+    then the other way round; breaks in key order, streamed."""
     period = Period.of(day, month)
     a_parties, b_parties = _codes(a_party_codes), _codes(b_party_codes)
     if grace < timedelta(0):
@@ -133,17 +120,19 @@ def layer1(
     with ExitStack() as stack:
         if schemas is not None:
             conn = connect_all(stack, [a])[0]
-            pairs = _joined(conn, in_schema(vouchers, schemas[0]),
-                            in_schema(vouchers, schemas[1]), a_parties, b_parties, period)
+            a_table, b_table = (in_schema(vouchers, s) for s in schemas)
+            ways = ((a_table, a_parties, b_table, b_parties),
+                    (b_table, b_parties, a_table, a_parties))
+            for sender, senders, receiver, receivers in ways:
+                for pair in _joined(conn, sender, receiver, senders, receivers, period):
+                    yield from classify(*pair, cutoff)
         else:
             a_conn, b_conn = connect_all(stack, [a, b])
-            pairs = _merged(a_conn, b_conn, a_parties, b_parties, period)
-        for a_copy, b_copy in pairs:
-            row = a_copy if a_copy is not None else b_copy
-            if row[_FLOW] == AB:
-                yield from classify(a_copy, b_copy, cutoff)
-            else:
-                yield from classify(b_copy, a_copy, cutoff)
+            for sender_conn, senders, receiver_conn, receivers in (
+                    (a_conn, a_parties, b_conn, b_parties),
+                    (b_conn, b_parties, a_conn, a_parties)):
+                for pair in _merged(sender_conn, receiver_conn, senders, receivers, period):
+                    yield from classify(*pair, cutoff)
 
 
 def _codes(codes: Collection[str]) -> list[str]:
@@ -154,65 +143,56 @@ def _codes(codes: Collection[str]) -> list[str]:
 
 # --- reading the copies ----------------------------------------------------------------------
 
-AB, BA = "ab", "ba"
-"""Which way a copy's voucher went: from a's parties to b's, or back."""
 
-
-def copies(table: Table, side: str, mine: list[str], theirs: list[str],
+def copies(table: Table, direction: str, senders: list[str], receivers: list[str],
            period: Period) -> Select[Any]:
-    """One node's copies of the vouchers between its parties ``mine`` and ``theirs``, both
-    ways, each with the way it went (``flow``) as both nodes name it."""
+    """One node's copies (``out``: sent, ``in``: received) of what ``senders`` addressed to
+    ``receivers``."""
     c = table.c
-    sent = and_(c.direction == "out", c.sender_party.in_(mine), c.receiver_party.in_(theirs))
-    got = and_(c.direction == "in", c.sender_party.in_(theirs), c.receiver_party.in_(mine))
-    where = [or_(sent, got)]
+    where = [c.direction == direction, c.sender_party.in_(senders),
+             c.receiver_party.in_(receivers)]
     if not period.everything:
         where.append(c.vou_date.between(period.first, period.last))
-    outward, inward = (AB, BA) if side == "a" else (BA, AB)
-    flow = case((c.direction == "out", literal(outward, String)), else_=literal(inward, String))
-    return select(*(c[name] for name in COLUMNS), flow.label("flow")).where(*where)
+    return select(*(c[name] for name in COLUMNS)).where(*where)
 
 
-def _merged(a_conn: Connection, b_conn: Connection, a_parties: list[str],
-            b_parties: list[str], period: Period) -> Iterator[tuple[Any, Any]]:
+def _merged(sender_conn: Connection, receiver_conn: Connection, senders: list[str],
+            receivers: list[str], period: Period) -> Iterator[tuple[Any, Any]]:
     sides = []
-    for conn, side, mine, theirs in ((a_conn, "a", a_parties, b_parties),
-                                     (b_conn, "b", b_parties, a_parties)):
-        sub = copies(vouchers, side, mine, theirs, period).subquery()
-        stmt = select(sub).order_by(*ordered(conn, *(sub.c[k] for k in (*KEY, "flow"))))
-        sides.append(ascending(stream(conn, stmt), _key_flow, f"{side}'s copies"))
-    return merge_join(sides[0], sides[1], _key_flow, _agree)
+    for conn, direction in ((sender_conn, "out"), (receiver_conn, "in")):
+        stmt = copies(vouchers, direction, senders, receivers, period)
+        stmt = stmt.order_by(*ordered(conn, *(vouchers.c[k] for k in KEY)))
+        sides.append(ascending(stream(conn, stmt), _key, f"{direction} copies"))
+    return merge_join(sides[0], sides[1], _key, _agree)
 
 
-def _agree(x: Any, y: Any) -> bool:
-    if x[_AMOUNT] != y[_AMOUNT]:
-        return False
-    pair = (x[_STATE], y[_STATE]) if x[_FLOW] == AB else (y[_STATE], x[_STATE])
-    return pair in AGREEING
+def _agree(s: Any, r: Any) -> bool:
+    return bool(s[_AMOUNT] == r[_AMOUNT] and (s[_STATE], r[_STATE]) in AGREEING)
 
 
-def _joined(conn: Connection, a_table: Table, b_table: Table, a_parties: list[str],
-            b_parties: list[str], period: Period) -> Iterator[tuple[Any, Any]]:
-    """FULL OUTER JOIN of the two nodes' copies in one database; only the pairs that do not
-    agree on sight come back, in key order, then get the same verdicts as merged pairs."""
-    x = copies(a_table, "a", a_parties, b_parties, period).subquery("x")
-    y = copies(b_table, "b", b_parties, a_parties, period).subquery("y")
-    on = and_(*(x.c[k] == y.c[k] for k in (*KEY, "flow")))
-    sender = case((x.c.flow == AB, x.c.state), else_=y.c.state)
-    receiver = case((x.c.flow == AB, y.c.state), else_=x.c.state)
-    agreeing = or_(*(and_(sender == ss, receiver == rs) for ss, rs in sorted(AGREEING)))
+def _joined(conn: Connection, sender_table: Table, receiver_table: Table, senders: list[str],
+            receivers: list[str], period: Period) -> Iterator[tuple[Any, Any]]:
+    """FULL OUTER JOIN of the sent and the received copies in one database, on the key alone
+    (so the planner may merge the two key indexes); only the pairs that do not agree on sight
+    come back, in key order, and get the same verdicts as merged pairs."""
+    s = copies(sender_table, "out", senders, receivers, period).subquery("s")
+    r = copies(receiver_table, "in", senders, receivers, period).subquery("r")
+    same = sorted(x for x, y in AGREEING if x == y)
+    crossed = sorted((x, y) for x, y in AGREEING if x != y)
+    agreeing = or_(and_(s.c.state == r.c.state, s.c.state.in_(same)),  # nearly all: first
+                   tuple_(s.c.state, r.c.state).in_(crossed))
     stmt = (
-        select(*(x.c[k] for k in COLUMNS_FLOW), *(y.c[k] for k in COLUMNS_FLOW))
-        .select_from(x.join(y, on, full=True))
-        .where(or_(x.c.voucher_no.is_(None), y.c.voucher_no.is_(None),
-                   x.c.amount_fen != y.c.amount_fen, not_(agreeing)))
-        .order_by(*ordered(conn, *(func.coalesce(x.c[k], y.c[k]) for k in (*KEY, "flow"))))
+        select(*(s.c[k] for k in COLUMNS), *(r.c[k] for k in COLUMNS))
+        .select_from(s.join(r, and_(*(s.c[k] == r.c[k] for k in KEY)), full=True))
+        .where(or_(s.c.voucher_no.is_(None), r.c.voucher_no.is_(None),
+                   s.c.amount_fen != r.c.amount_fen, not_(agreeing)))
+        .order_by(*ordered(conn, *(func.coalesce(s.c[k], r.c[k]) for k in KEY)))
     )
-    width = len(COLUMNS_FLOW)
+    width = len(COLUMNS)
     for row in stream(conn, stmt):
-        a_copy = None if row[3] is None else tuple(row[:width])
-        b_copy = None if row[width + 3] is None else tuple(row[width:])
-        yield a_copy, b_copy
+        sender = None if row[3] is None else tuple(row[:width])
+        receiver = None if row[width + 3] is None else tuple(row[width:])
+        yield sender, receiver
 
 
 # --- verdicts --------------------------------------------------------------------------------

@@ -21,27 +21,26 @@ breaks come back, and the second look reads them through a temporary table in ch
 
 from __future__ import annotations
 
-import uuid
+import json
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import ExitStack
-from itertools import islice
 from types import MappingProxyType
 from typing import Any, Final
 
 from sqlalchemy import (
-    Column,
+    JSON,
     Connection,
     Engine,
     Integer,
-    MetaData,
     String,
-    Table,
+    Text,
     and_,
+    bindparam,
     case,
     cast,
+    column,
     exists,
     func,
-    insert,
     literal,
     or_,
     select,
@@ -75,32 +74,48 @@ def expected(event: str, state: str) -> str:
 def layer2(engine: Engine, *, day: str | None = None, month: str | None = None,
            party_codes: Collection[str] | None = None) -> Iterator[Break]:
     """The node's vouchers against its ledger (of ``party_codes``, default every party the
-    node serves); breaks streamed: first those of the main join, then the second look's."""
+    node serves); breaks streamed in key order, each chunk's second looks after it."""
     period = Period.of(day, month)
     wanted = None if party_codes is None else sorted(set(party_codes))
     with ExitStack() as stack:
         conn = connect_all(stack, [engine])[0]
-        suspects = _SuspectTable(conn)
-        stack.callback(suspects.drop)
+        suspects = _Suspects()
         for row in stream(conn, _joined(conn, period, wanted)):
             brk = _first_look(row, suspects)
             if brk is not None:
                 yield brk
-        suspects.flush()
-        for row in stream(conn, _suspects(suspects.table)):
-            yield _second_look(row)
+            if len(suspects.pending) >= CHUNK:
+                yield from suspects.look(conn)
+        yield from suspects.look(conn)
 
 
 # --- the main join ---------------------------------------------------------------------------
 
 
-def _rule_cases(kind: ColumnElement[str], v: FromClause) -> tuple[ColumnElement[str | None],
-                                                                  ColumnElement[str]]:
-    """The posting rules as two SQL ``CASE`` expressions over a voucher and its party's kind:
-    the account its rule books (NULL: no rule), and whether that posting is due by now."""
-    accounts, expects = [], []
+def _party_kinds(conn: Connection, wanted: list[str] | None) -> dict[str, list[str]]:
+    """The node's parties by kind (unit, finance, bank, pboc)."""
+    stmt = select(parties.c.code, parties.c.kind).order_by(parties.c.code)
+    if wanted is not None:
+        stmt = stmt.where(parties.c.code.in_(wanted))
+    kinds: dict[str, list[str]] = {}
+    for code, kind in conn.execute(stmt):
+        kinds.setdefault(kind, []).append(code)
+    return kinds
+
+
+def _rule_cases(v: FromClause, party: ColumnElement[str], kinds: dict[str, list[str]],
+                ) -> tuple[ColumnElement[str | None], ColumnElement[str], list[str]]:
+    """The posting rules of the kinds of party the node has, as two SQL ``CASE`` expressions
+    over a voucher and its booking party — the account its rule books (NULL: none) and
+    whether that posting is due by now — and the voucher types any of them books."""
+    accounts, expects, types = [], [], set()
     for (party_kind, direction, vt, event), account in sorted(POSTINGS.items()):
-        rule = and_(v.c.vt_code == vt, v.c.direction == direction, kind == party_kind.value)
+        if party_kind.value not in kinds:
+            continue
+        types.add(vt)
+        rule = and_(v.c.vt_code == vt, v.c.direction == direction)
+        if len(kinds) > 1:
+            rule = and_(rule, party.in_(kinds[party_kind.value]))
         accounts.append((rule, literal(account, String)))
         states = {e: sorted(s for (ev, s), x in EXPECTED.items() if ev == event and x == e)
                   for e in (YES, MAYBE)}
@@ -109,7 +124,9 @@ def _rule_cases(kind: ColumnElement[str], v: FromClause) -> tuple[ColumnElement[
                      if states[MAYBE] else []),
                    else_=literal(NO, String))
         expects.append((rule, due))
-    return case(*accounts, else_=None), case(*expects, else_=literal(NO, String))
+    if not accounts:
+        return literal(None, String), literal(NO, String), []
+    return case(*accounts, else_=None), case(*expects, else_=literal(NO, String)), sorted(types)
 
 
 def voucher_ref(table: FromClause) -> ColumnElement[str]:
@@ -129,22 +146,20 @@ def _other_party(table: FromClause) -> ColumnElement[str]:
     return case((c.direction == "out", c.receiver_party), else_=c.sender_party)
 
 
-def _booked_vouchers(period: Period, wanted: list[str] | None) -> Subquery:
+def _booked_vouchers(period: Period, kinds: dict[str, list[str]]) -> Subquery:
+    """The node's vouchers of the types its parties book, each with its booking party, the
+    account its rule books and whether the posting is due (``expect``)."""
     v = vouchers
     party = booking_party(v)
-    account, expect = _rule_cases(parties.c.kind, v)
-    where = [v.c.vt_code.in_(sorted({vt for (_, _, vt, _) in POSTINGS})),
-             account.is_not(None)]
+    account, expect, types = _rule_cases(v, party, kinds)
+    where = [v.c.vt_code.in_(types), party.in_(sorted(c for cs in kinds.values() for c in cs))]
     if not period.everything:
         where.append(v.c.vou_date.between(period.first, period.last))
-    if wanted is not None:
-        where.append(party.in_(wanted))
     return (
         select(v.c.admdiv, party.label("party"), _other_party(v).label("counterparty"),
                v.c.vt_code, v.c.st_year, v.c.voucher_no, v.c.version, v.c.state,
                v.c.amount_fen, v.c.vou_date, account.label("account"),
                expect.label("expect"), voucher_ref(v).label("ref"))
-        .select_from(v.join(parties, parties.c.code == party))
         .where(*where)
         .subquery("v")
     )
@@ -167,7 +182,8 @@ E_COLUMNS: Final = ("id", "admdiv", "party", "account", "amount_fen", "day", "vo
 
 
 def _joined(conn: Connection, period: Period, wanted: list[str] | None) -> Select[Any]:
-    v, e = _booked_vouchers(period, wanted), _postings(period, wanted)
+    kinds = _party_kinds(conn, wanted)
+    v, e = _booked_vouchers(period, kinds), _postings(period, wanted)
     on = and_(v.c.admdiv == e.c.admdiv, v.c.party == e.c.party, v.c.ref == e.c.voucher_ref,
               v.c.account == e.c.account)
     return (
@@ -183,7 +199,7 @@ def _joined(conn: Connection, period: Period, wanted: list[str] | None) -> Selec
     )
 
 
-def _first_look(row: Any, suspects: _SuspectTable) -> Break | None:
+def _first_look(row: Any, suspects: _Suspects) -> Break | None:
     """The break a joined row shows at once, or ``None`` after queuing it for a second look."""
     n = len(V_COLUMNS)
     voucher = dict(zip(V_COLUMNS, row[:n], strict=True)) if row[5] is not None else None
@@ -219,25 +235,18 @@ def _voucher_break(voucher: dict[str, Any], entry: dict[str, Any] | None, kind: 
 # --- the second look -------------------------------------------------------------------------
 
 
-class _SuspectTable:
-    """Postings for a second look, written to a temporary table ``CHUNK`` rows at a time."""
+SUSPECT_COLUMNS: Final = (("seq", Integer), ("entry_id", Integer), ("reason", String),
+                          ("vt_code", String), ("st_year", Integer), ("voucher_no", String),
+                          ("version", Integer))
 
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
-        self.table = Table(
-            f"reconcile_suspects_{uuid.uuid4().hex[:12]}", MetaData(),
-            Column("seq", Integer, primary_key=True, autoincrement=False),
-            Column("entry_id", Integer, nullable=False),
-            Column("reason", String(8), nullable=False),
-            Column("vt_code", String(4), nullable=True),
-            Column("st_year", Integer, nullable=True),
-            Column("voucher_no", String(42), nullable=True),
-            Column("version", Integer, nullable=True),
-            prefixes=["TEMPORARY"],
-        )
+
+class _Suspects:
+    """Postings for a second look, ``CHUNK`` at a time: sent to the database as one JSON
+    parameter and read there as a table (no temporary table: a read-only replica will do)."""
+
+    def __init__(self) -> None:
         self.pending: list[dict[str, Any]] = []
         self.count = 0
-        self.created = False
 
     def add(self, entry_id: int, reason: str, ref: str) -> None:
         parts = parse_ref(ref)
@@ -246,30 +255,29 @@ class _SuspectTable:
         self.pending.append({"seq": self.count, "entry_id": entry_id, "reason": reason,
                              "vt_code": vt, "st_year": year, "voucher_no": no,
                              "version": version})
-        if len(self.pending) >= CHUNK:
-            self.flush()
 
-    def flush(self) -> None:
-        if not self.created:
-            self.table.create(self.conn)
-            self.created = True
-        for chunk in _chunks(self.pending, CHUNK):
-            self.conn.execute(insert(self.table), chunk)
+    def look(self, conn: Connection) -> Iterator[Break]:
+        if not self.pending:
+            return
+        rows = json.dumps(self.pending)
         self.pending = []
-
-    def drop(self) -> None:
-        if self.created and not self.conn.closed and not self.conn.invalidated:
-            self.table.drop(self.conn)
-            self.created = False
+        for row in conn.execute(_suspects(_as_table(conn, rows))):
+            yield _second_look(row)
 
 
-def _chunks(items: list[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
-    it = iter(items)
-    while chunk := list(islice(it, size)):
-        yield chunk
+def _as_table(conn: Connection, rows: str) -> FromClause:
+    """A JSON array of suspects as a table with :data:`SUSPECT_COLUMNS`."""
+    param = bindparam("suspects", rows, type_=Text)
+    if conn.dialect.name == "postgresql":
+        return (func.json_to_recordset(cast(param, JSON))
+                .table_valued(*(column(n, t) for n, t in SUSPECT_COLUMNS))
+                .render_derived(name="s", with_types=True))
+    each = func.json_each(param).table_valued("value")
+    return select(*(func.json_extract(each.c.value, f"$.{n}").label(n)
+                    for n, _ in SUSPECT_COLUMNS)).select_from(each).subquery("s")
 
 
-def _suspects(suspects: Table) -> Select[Any]:
+def _suspects(suspects: FromClause) -> Select[Any]:
     """Each suspect posting with its voucher (if the party holds that version) and two facts:
     is the same voucher booked under another account, or under another version?"""
     s, e, w = suspects, ledger_entries, vouchers

@@ -24,8 +24,9 @@ JOINs in SQL that send back only the rows that do not agree. Both feed the same 
 
 from __future__ import annotations
 
+import heapq
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from operator import itemgetter
@@ -42,7 +43,7 @@ from sqlalchemy import (
     select,
     union_all,
 )
-from sqlalchemy.sql import ColumnElement, Select, Subquery
+from sqlalchemy.sql import ColumnElement, FromClause, Select, Subquery
 
 from guoku.domain.books import POSTINGS
 from guoku.domain.parties import PartyKind
@@ -53,7 +54,7 @@ from guoku.reconcile.merge import (
     connect_all,
     in_schema,
     merge_groups,
-    merge_join,
+    merge_runs,
     ordered,
     resolve_method,
     stream,
@@ -71,8 +72,6 @@ PAID_BY_TYPE: Final = {vt: account for (kind, direction, vt, _), account in POST
 COLUMNS: Final = ("link", "admdiv", "party", "account", "amount_fen", "day", "voucher_ref",
                   "agency_code", "fund_type")
 _LINK, _ADMDIV, _PARTY, _ACCOUNT, _AMOUNT, _DAY, _REF, _AGENCY, _FUND = range(9)
-_link = itemgetter(_LINK)
-_pair_key = itemgetter(_ADMDIV, _REF)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,44 +104,60 @@ def layer3(
     with ExitStack() as stack:
         conns = connect_all(stack, engines)
         f_conn, b_conns, p_conn = conns[0], conns[1:-1], conns[-1]
-        if schemas is not None:
-            tables = [in_schema(ledger_entries, s) for s in schemas]
-            f_tab, b_tabs, p_tab = tables[0], tables[1:-1], tables[-1]
-            payments = _joined_payments(f_conn, f_tab, b_tabs, p_tab, period)
-            allocations = _joined_allocations(f_conn, f_tab, p_tab, period)
-        else:
-            payments = _merged_payments(f_conn, b_conns, p_conn, period)
-            allocations = _merged_allocations(f_conn, p_conn, period)
-        for f, b, p in payments:
-            yield from _payment_breaks(f, b, p)
-        for f, p in allocations:
-            yield from _pair_breaks(f, p, FINANCE_ALLOCATED, TREASURY_ALLOCATED)
+        checks = (
+            (Check(FINANCE_PAID, finance_paid, BANK_ADVANCED, bank_advanced, BY_REF),
+             [0], list(range(1, len(conns) - 1))),
+            (Check(BANK_ADVANCED, bank_advanced, TREASURY_CLEARED, treasury_cleared, BY_LINK),
+             list(range(1, len(conns) - 1)), [len(conns) - 1]),
+            (Check(FINANCE_ALLOCATED, allocated, TREASURY_ALLOCATED, allocated, BY_REF),
+             [0], [len(conns) - 1]),
+        )
+        for check, lefts, rights in checks:
+            if schemas is not None:
+                tables = [in_schema(ledger_entries, s) for s in schemas]
+                pairs = _joined(f_conn, check, [tables[i] for i in lefts],
+                                [tables[i] for i in rights], period)
+            else:
+                pairs = _merged(check, [conns[i] for i in lefts], [conns[i] for i in rights],
+                                period)
+            for left, right in pairs:
+                yield from _pair_breaks(left, right, check.left, check.right)
         yield from _totals(f_conn, b_conns, p_conn, period)
 
 
 # --- the sides -------------------------------------------------------------------------------
 
 
-def _number(t: Table | Subquery) -> ColumnElement[str]:
-    """``vt/year/no`` of the ledger ref ``vt/year/no/vN`` (portable: no regular expressions)."""
+def _year_and_number(t: FromClause, dialect: str) -> tuple[ColumnElement[str],
+                                                             ColumnElement[str]]:
+    """The year and voucher number of the ledger ref ``vt/year/no/vN``. A voucher number has
+    no ``/`` (a code: ``[0-9A-Za-z._-]``), so PostgreSQL splits at the slashes; elsewhere the
+    version's digits are trimmed off (no regular expressions in SQLite)."""
     ref = t.c.voucher_ref
-    return func.substr(ref, 1, func.length(func.rtrim(ref, "0123456789")) - 2)
+    if dialect == "postgresql":
+        return func.split_part(ref, "/", 2), func.split_part(ref, "/", 3)
+    head = func.substr(ref, 1, func.length(func.rtrim(ref, "0123456789")) - 2)
+    return func.substr(head, 6, 4), func.substr(head, 11)
 
 
-def payment_link(t: Table | Subquery) -> ColumnElement[str]:
+def payment_link(t: FromClause, dialect: str) -> ColumnElement[str]:
     """``admdiv|year/no`` of a payment posting."""
-    return t.c.admdiv + "|" + func.substr(_number(t), 6)
+    year, number = _year_and_number(t, dialect)
+    return t.c.admdiv + "|" + year + "/" + number
 
 
-def clearing_link(t: Table | Subquery) -> ColumnElement[str]:
+def clearing_link(t: FromClause, dialect: str) -> ColumnElement[str]:
     """``admdiv|year/no`` of the payment a cleared transfer application ``2301-no`` answers;
     ``admdiv|?year/...`` when its number does not name one."""
-    number = _number(t)
+    year, number = _year_and_number(t, dialect)
     prefix = TRANSFER_APPLICATION + "-"
     return case(
-        (func.substr(number, 11, len(prefix)) == prefix,
-         t.c.admdiv + "|" + func.substr(number, 6, 5) + func.substr(number, 11 + len(prefix))),
-        else_=t.c.admdiv + "|?" + func.substr(number, 6))
+        (func.substr(number, 1, len(prefix)) == prefix,
+         t.c.admdiv + "|" + year + "/" + func.substr(number, len(prefix) + 1)),
+        else_=t.c.admdiv + "|?" + year + "/" + number)
+
+
+Side = Callable[[Table, Period, str], Select[Any]]
 
 
 def _side(t: Table, link: ColumnElement[str], period: Period,
@@ -153,152 +168,128 @@ def _side(t: Table, link: ColumnElement[str], period: Period,
     return select(link.label("link"), *(t.c[k] for k in COLUMNS[1:])).where(*conditions)
 
 
-def finance_paid(t: Table, period: Period) -> Select[Any]:
+def finance_paid(t: Table, period: Period, dialect: str) -> Select[Any]:
     """Finance's payment postings, each to the account its voucher type's rule gives."""
     by_rule = or_(*(and_(t.c.account == account, t.c.voucher_ref.like(f"{vt}/%"))
                     for vt, account in sorted(PAID_BY_TYPE.items())))
-    return _side(t, payment_link(t), period, by_rule)
+    return _side(t, payment_link(t, dialect), period, by_rule)
 
 
-def bank_advanced(t: Table, period: Period) -> Select[Any]:
-    return _side(t, payment_link(t), period, t.c.account == ADVANCED)
+def bank_advanced(t: Table, period: Period, dialect: str) -> Select[Any]:
+    return _side(t, payment_link(t, dialect), period, t.c.account == ADVANCED)
 
 
-def treasury_cleared(t: Table, period: Period) -> Select[Any]:
-    return _side(t, clearing_link(t), period, t.c.account == CLEARED)
+def treasury_cleared(t: Table, period: Period, dialect: str) -> Select[Any]:
+    return _side(t, clearing_link(t, dialect), period, t.c.account == CLEARED)
 
 
-def allocated(t: Table, period: Period) -> Select[Any]:
-    return _side(t, payment_link(t), period, t.c.account == ALLOCATED)
+def allocated(t: Table, period: Period, dialect: str) -> Select[Any]:
+    return _side(t, payment_link(t, dialect), period, t.c.account == ALLOCATED)
 
 
-# --- payments: merged ------------------------------------------------------------------------
-
-Triple = tuple[Any, Any, Any]
-
-
-def _sorted_stream(conn: Connection, stmt: Select[Any]) -> Iterator[Any]:
-    sub = stmt.subquery()
-    stmt = select(*(sub.c[k] for k in COLUMNS)).order_by(
-        *ordered(conn, sub.c.link, sub.c.voucher_ref))
-    return stream(conn, stmt)
+BY_REF: Final = ("voucher_ref",)
+"""Finance's payment and the bank's advance are postings of one voucher version: one ref. A
+ledger holds a ref once per account (its unique key), so each side has it at most once; the
+join on the ref alone lets the planner merge the two ledgers' ref indexes, and a ref booked
+in two divisions is told apart afterwards."""
+BY_LINK: Final = ("link",)
+"""The bank's advance and the treasury's clearing meet at the payment's number."""
 
 
-def _merged_payments(f_conn: Connection, b_conns: Sequence[Connection], p_conn: Connection,
-                     period: Period) -> Iterator[Triple]:
-    streams = [_sorted_stream(f_conn, finance_paid(ledger_entries, period)),
-               *(_sorted_stream(c, bank_advanced(ledger_entries, period)) for c in b_conns),
-               _sorted_stream(p_conn, treasury_cleared(ledger_entries, period))]
-    checked = [ascending(s, itemgetter(_LINK, _REF), f"side {i}") for i, s in enumerate(streams)]
-    for _, sides in merge_groups(checked, _link):
-        f_rows, p_rows = sides[0], sides[-1]
-        b_rows = [row for rows in sides[1:-1] for row in rows]
-        yield from _join_group(f_rows, b_rows, p_rows)
+@dataclass(frozen=True, slots=True)
+class Check:
+    """Two parties' books compared posting by posting: which postings, matched on what."""
+
+    left: Books
+    left_side: Side
+    right: Books
+    right_side: Side
+    key: tuple[str, ...]
 
 
-def _join_group(f_rows: list[Any], b_rows: list[Any], p_rows: list[Any]) -> Iterator[Triple]:
-    """What ``(F FULL JOIN B ON admdiv, ref) FULL JOIN P ON P.link = B.link`` gives for one
-    link, in the SQL path's order: pairs by ref, clearings by ref, unmatched clearings last."""
-    pairs: dict[tuple[str, str], list[Any]] = defaultdict(lambda: [None, None])
-    for row in f_rows:
-        pairs[_pair_key(row)][0] = row
-    for row in b_rows:
-        pairs[_pair_key(row)][1] = row
-    clearings = sorted(p_rows, key=itemgetter(_REF))
-    advanced = False
-    for _, (f, b) in sorted(pairs.items(), key=lambda item: (item[0][1], item[0][0])):
-        if b is None:
-            yield f, None, None
-            continue
-        advanced = True
-        for p in clearings or [None]:
-            yield f, b, p
-    if not advanced:
-        for p in clearings:
-            yield None, None, p
+# --- joined in SQL ---------------------------------------------------------------------------
 
 
-# --- payments: joined in SQL -----------------------------------------------------------------
+def _union(selects: list[Select[Any]], name: str) -> Subquery:
+    return (selects[0] if len(selects) == 1 else union_all(*selects)).subquery(name)
 
 
-def _joined_payments(conn: Connection, f_tab: Table, b_tabs: Sequence[Table], p_tab: Table,
-                     period: Period) -> Iterator[Triple]:
-    f = finance_paid(f_tab, period).subquery("f")
-    banks = [bank_advanced(t, period) for t in b_tabs]
-    b = (banks[0] if len(banks) == 1 else union_all(*banks)).subquery("b")
-    p = treasury_cleared(p_tab, period).subquery("p")
-    fb_link = func.coalesce(f.c.link, b.c.link)
-    agree = and_(f.c.link.is_not(None), b.c.link.is_not(None), p.c.link.is_not(None),
-                 f.c.amount_fen == b.c.amount_fen, b.c.amount_fen == p.c.amount_fen)
+def _joined(conn: Connection, check: Check, lefts: list[Table], rights: list[Table],
+            period: Period) -> Iterator[tuple[Any, Any]]:
+    """FULL OUTER JOIN of the two books on the check's key; only what does not agree (one
+    side missing, or the amounts differ) comes back, in key order."""
+    dialect = conn.dialect.name
+    x = _union([check.left_side(t, period, dialect) for t in lefts], "x")
+    y = _union([check.right_side(t, period, dialect) for t in rights], "y")
     stmt = (
-        select(*(f.c[k] for k in COLUMNS), *(b.c[k] for k in COLUMNS),
-               *(p.c[k] for k in COLUMNS))
-        .select_from(
-            f.join(b, and_(f.c.admdiv == b.c.admdiv, f.c.voucher_ref == b.c.voucher_ref),
-                   full=True)
-            .join(p, p.c.link == b.c.link, full=True))
-        .where(~agree)
-        .order_by(*ordered(conn, func.coalesce(fb_link, p.c.link),
-                           func.coalesce(f.c.voucher_ref, b.c.voucher_ref),
-                           func.coalesce(f.c.admdiv, b.c.admdiv), p.c.voucher_ref))
-    )
-    n = len(COLUMNS)
-    for row in stream(conn, stmt):
-        yield _part(row, 0, n), _part(row, n, n), _part(row, 2 * n, n)
-
-
-def _part(row: Any, start: int, width: int) -> tuple[Any, ...] | None:
-    return None if row[start] is None else tuple(row[start:start + width])
-
-
-# --- allocations -----------------------------------------------------------------------------
-
-
-def _merged_allocations(f_conn: Connection, p_conn: Connection,
-                        period: Period) -> Iterator[tuple[Any, Any]]:
-    sides = []
-    for conn, side in ((f_conn, "finance"), (p_conn, "treasury")):
-        sub = allocated(ledger_entries, period).subquery()
-        stmt = select(*(sub.c[k] for k in COLUMNS)).order_by(
-            *ordered(conn, sub.c.admdiv, sub.c.voucher_ref))
-        sides.append(ascending(stream(conn, stmt), _pair_key, side))
-    return merge_join(sides[0], sides[1], _pair_key, _same_amount)
-
-
-def _same_amount(a: Any, b: Any) -> bool:
-    return bool(a[_AMOUNT] == b[_AMOUNT])
-
-
-def _joined_allocations(conn: Connection, f_tab: Table, p_tab: Table,
-                        period: Period) -> Iterator[tuple[Any, Any]]:
-    f, p = allocated(f_tab, period).subquery("f"), allocated(p_tab, period).subquery("p")
-    stmt = (
-        select(*(f.c[k] for k in COLUMNS), *(p.c[k] for k in COLUMNS))
-        .select_from(f.join(p, and_(f.c.admdiv == p.c.admdiv,
-                                    f.c.voucher_ref == p.c.voucher_ref), full=True))
-        .where(or_(f.c.link.is_(None), p.c.link.is_(None), f.c.amount_fen != p.c.amount_fen))
-        .order_by(*ordered(conn, func.coalesce(f.c.admdiv, p.c.admdiv),
-                           func.coalesce(f.c.voucher_ref, p.c.voucher_ref)))
+        select(*(x.c[k] for k in COLUMNS), *(y.c[k] for k in COLUMNS))
+        .select_from(x.join(y, and_(*(x.c[k] == y.c[k] for k in check.key)), full=True))
+        .where(or_(x.c.link.is_(None), y.c.link.is_(None), x.c.amount_fen != y.c.amount_fen,
+                   x.c.admdiv != y.c.admdiv))
+        .order_by(*ordered(conn, *(func.coalesce(x.c[k], y.c[k]) for k in check.key),
+                           x.c.voucher_ref, y.c.voucher_ref))
     )
     n = len(COLUMNS)
     for row in stream(conn, stmt):
         yield _part(row, 0, n), _part(row, n, n)
 
 
+def _part(row: Any, start: int, width: int) -> tuple[Any, ...] | None:
+    return None if row[start] is None else tuple(row[start:start + width])
+
+
+# --- merged ----------------------------------------------------------------------------------
+
+
+def _merged(check: Check, lefts: list[Connection], rights: list[Connection],
+            period: Period) -> Iterator[tuple[Any, Any]]:
+    """The same pairs as :func:`_joined`, in the same order, from sorted streams: per key,
+    every left posting with every right one (normally one each), or alone."""
+    key = itemgetter(*(COLUMNS.index(k) for k in check.key))
+    order = itemgetter(*(COLUMNS.index(k) for k in (*check.key, "voucher_ref")))
+
+    def side(conns: list[Connection], read: Side) -> Iterator[Any]:
+        streams = []
+        for conn in conns:
+            sub = read(ledger_entries, period, conn.dialect.name).subquery()
+            stmt = select(*(sub.c[k] for k in COLUMNS)).order_by(
+                *ordered(conn, *(sub.c[k] for k in check.key), sub.c.voucher_ref))
+            streams.append(ascending(stream(conn, stmt), order, read.__name__))
+        return streams[0] if len(streams) == 1 else heapq.merge(*streams, key=order)
+
+    for xs, ys in merge_runs(side(lefts, check.left_side), side(rights, check.right_side),
+                             key):
+        if len(xs) == 1 and len(ys) == 1:
+            if not _agree(xs[0], ys[0]):
+                yield xs[0], ys[0]
+        elif not ys:
+            yield from ((x, None) for x in xs)
+        elif not xs:
+            yield from ((None, y) for y in ys)
+        else:  # a key booked more than once on a side: every pairing, as the join gives it
+            yield from ((x, y) for x in sorted(xs, key=_by_ref)
+                        for y in sorted(ys, key=_by_ref) if not _agree(x, y))
+
+
+_by_ref = itemgetter(_REF)
+
+
+def _agree(x: Any, y: Any) -> bool:
+    return bool(x[_AMOUNT] == y[_AMOUNT] and x[_ADMDIV] == y[_ADMDIV])
+
+
 # --- verdicts --------------------------------------------------------------------------------
-
-
-def _payment_breaks(f: Any, b: Any, p: Any) -> Iterator[Break]:
-    if f is not None or b is not None:
-        yield from _pair_breaks(f, b, FINANCE_PAID, BANK_ADVANCED)
-    yield from _pair_breaks(b, p, BANK_ADVANCED, TREASURY_CLEARED)
 
 
 def _pair_breaks(left: Any, right: Any, lbooks: Books, rbooks: Books) -> Iterator[Break]:
     if left is None and right is None:
         return
     if left is not None and right is not None:
-        if left[_AMOUNT] == right[_AMOUNT]:
+        if _agree(left, right):
+            return
+        if left[_ADMDIV] != right[_ADMDIV]:  # one ref, two divisions: neither has the other's
+            yield from _pair_breaks(left, None, lbooks, rbooks)
+            yield from _pair_breaks(None, right, lbooks, rbooks)
             return
         kind = BreakKind.AMOUNT_MISMATCH
         detail = (f"{lbooks.name} {left[_AMOUNT]} fen, {rbooks.name} {right[_AMOUNT]} fen")

@@ -19,12 +19,24 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import queue
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack
 from operator import itemgetter
 from typing import Any, Final, Literal, TypeVar
 
-from sqlalchemy import Column, ColumnElement, Connection, Engine, MetaData, Table, text
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Connection,
+    Engine,
+    MetaData,
+    Table,
+    create_engine,
+    text,
+)
+from sqlalchemy.pool import NullPool
 from sqlalchemy.sql import Select
 
 from guoku.domain.errors import GuokuError, ValidationError
@@ -33,12 +45,21 @@ CHUNK: Final = 10_000
 """Rows fetched per round trip of a server-side cursor: one chunk per side is all the merge
 holds in memory."""
 
-PG_SESSION: Final = ("SET LOCAL jit = off", "SET LOCAL cursor_tuple_fraction = 1.0")
-"""Settings of a reconciliation's PostgreSQL transaction. JIT compilation pays off for long
-analytic queries with accurate estimates; the joins here are estimated badly (expressions on
-both sides) and JIT spent seconds compiling what runs in one or two. Rows come through a
-server-side cursor, which the planner otherwise plans for the first 10% of its rows; a
-reconciliation reads them all."""
+PG_SESSION: Final = (
+    "SET LOCAL jit = off",
+    "SET LOCAL cursor_tuple_fraction = 1.0",
+    "SET LOCAL random_page_cost = 1.1",
+)
+"""Settings of a reconciliation's PostgreSQL transaction (docs/decisions/0015):
+
+* JIT compilation pays off for long analytic queries with accurate estimates; the joins here
+  are estimated badly (expressions on both sides) and JIT spent seconds compiling what then
+  ran in one or two;
+* rows come through a server-side cursor, which the planner otherwise plans for its first
+  10% of rows; a reconciliation reads them all;
+* random reads cost what they cost on SSD or in memory (1.1, the usual SSD setting, not the
+  spinning-disk default 4): the planner then merges two key indexes where the data follows
+  them, instead of hashing a million rows — and still hashes where it does not."""
 
 CODEPOINT_COLLATIONS: Final = frozenset({"C", "POSIX", "C.UTF-8", "C.utf8", "ucs_basic"})
 """Database collations whose text order is code point order, i.e. Python's."""
@@ -151,6 +172,31 @@ def merge_join(
         rrow = next(rights, None)
 
 
+def merge_runs(
+    left: Iterable[R], right: Iterable[R], key: Callable[[R], Any],
+) -> Iterator[tuple[list[R], list[R]]]:
+    """Walk two streams sorted by ``key`` (keys may repeat); yield, per key, the run of rows
+    each side has for it (one of the two lists may be empty)."""
+    lefts, rights = iter(left), iter(right)
+    lrow, rrow = next(lefts, None), next(rights, None)
+    while lrow is not None or rrow is not None:
+        if lrow is None:
+            current = key(rrow)  # type: ignore[arg-type]  # one of the two is a row
+        elif rrow is None:
+            current = key(lrow)
+        else:
+            current = min(key(lrow), key(rrow))
+        xs: list[R] = []
+        while lrow is not None and key(lrow) == current:
+            xs.append(lrow)
+            lrow = next(lefts, None)
+        ys: list[R] = []
+        while rrow is not None and key(rrow) == current:
+            ys.append(rrow)
+            rrow = next(rights, None)
+        yield xs, ys
+
+
 def merge_groups(
     streams: Sequence[Iterable[R]], key: Callable[[R], K],
 ) -> Iterator[tuple[K, list[list[R]]]]:
@@ -180,14 +226,32 @@ def connect_all(stack: ExitStack, engines: Sequence[Engine]) -> list[Connection]
     for engine in engines:
         url = engine.url.render_as_string(hide_password=False)
         if url not in opened:
-            conn = stack.enter_context(engine.connect())
-            if conn.dialect.name == "postgresql":
-                conn = conn.execution_options(isolation_level="REPEATABLE READ")
-                for setting in PG_SESSION:
-                    conn.execute(text(setting))
-            opened[url] = conn
+            opened[url] = _reading(stack, engine)
         conns.append(opened[url])
     return conns
+
+
+def _reading(stack: ExitStack, engine: Engine) -> Connection:
+    """A connection that reads one consistent snapshot and locks no writer out.
+
+    PostgreSQL: a REPEATABLE READ transaction with :data:`PG_SESSION`. A SQLite file: the
+    node's engine begins every transaction IMMEDIATE (it serializes writers), which would hold
+    the write lock for the whole run; a private engine begins a deferred transaction instead —
+    in WAL mode, a read snapshot that writers go past.
+    """
+    if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
+        reader = create_engine(engine.url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+        stack.callback(reader.dispose)
+        conn = stack.enter_context(reader.connect())
+        conn.exec_driver_sql("BEGIN")
+        stack.callback(conn.exec_driver_sql, "ROLLBACK")
+        return conn
+    conn = stack.enter_context(engine.connect())
+    if conn.dialect.name == "postgresql":
+        conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        for setting in PG_SESSION:
+            conn.execute(text(setting))
+    return conn
 
 
 def colocated_schemas(engines: Sequence[Engine]) -> list[str] | None:
@@ -208,6 +272,7 @@ def colocated_schemas(engines: Sequence[Engine]) -> list[str] | None:
             me = conn.execute(text(
                 "SELECT current_database() AS db, current_schema() AS schema, pid, "
                 "backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()")).one()
+            first.execute(text("SELECT pg_stat_clear_snapshot()"))  # see backends opened since
             seen = first.execute(text(
                 "SELECT count(*) FROM pg_stat_activity WHERE pid = :pid AND "
                 "backend_start = :start AND datname = current_database() AND "
@@ -241,3 +306,69 @@ def in_schema(table: Table, schema: str) -> Table:
     """``table`` as it stands in ``schema`` (a copy, for schema-qualified SQL)."""
     columns: list[Column[Any]] = [Column(c.name, c.type) for c in table.columns]
     return Table(table.name, MetaData(), *columns, schema=schema)
+
+
+# --- independent runs side by side -----------------------------------------------------------
+
+BATCH: Final = 1_000
+"""Items a worker hands over at a time."""
+_DONE: Final = object()
+
+
+def concurrently(sources: Sequence[Callable[[], Iterable[R]]],
+                 buffer: int = CHUNK) -> Iterator[R]:
+    """Everything ``sources`` yield, source after source — as if run one after the other —
+    while each runs in its own thread with its own connections.
+
+    A layer spends most of its time waiting for its database (the join, the sort) before the
+    first break arrives: run side by side, those waits overlap (on PostgreSQL, one backend per
+    CPU). Each worker holds at most ``buffer`` items ahead of the reader, so memory stays flat;
+    a worker's error is raised in the reader, and a reader that stops early stops the workers.
+    """
+    stop = threading.Event()
+    queues: list[queue.Queue[Any]] = [queue.Queue(max(1, buffer // BATCH)) for _ in sources]
+
+    def hand_over(q: queue.Queue[Any], item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work(source: Callable[[], Iterable[R]], q: queue.Queue[Any]) -> None:
+        items = source()
+        try:
+            batch: list[R] = []
+            for item in items:
+                batch.append(item)
+                if len(batch) >= BATCH:
+                    if not hand_over(q, batch):
+                        return
+                    batch = []
+            if batch and not hand_over(q, batch):
+                return
+            hand_over(q, _DONE)
+        except BaseException as exc:  # handed to the reader, raised there
+            hand_over(q, exc)
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()  # a generator's connections go back now, not at collection
+
+    threads = [threading.Thread(target=work, args=(s, q), daemon=True,
+                                name=f"reconcile-{i}")
+               for i, (s, q) in enumerate(zip(sources, queues, strict=True))]
+    for thread in threads:
+        thread.start()
+    try:
+        for q in queues:
+            while (item := q.get()) is not _DONE:
+                if isinstance(item, BaseException):
+                    raise item
+                yield from item
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from conftest import BANK, OLD, UNIT, World
+from reconcile_world import BANK, OLD, UNIT, World
 
 from guoku.reconcile import Break, BreakKind
 
