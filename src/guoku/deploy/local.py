@@ -15,10 +15,11 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import IO, Final
+from typing import IO, Final, TypeVar
 
 from sqlalchemy import func, select
 
@@ -29,10 +30,29 @@ from guoku.security.certs import TrustStore
 from guoku.security.provision import Secrets, signing_dir
 from guoku.store.tables import inbox, outbox
 from guoku.transport.amqp import AmqpTransport
+from guoku.transport.ports import TransientError
+
+T = TypeVar("T")
 
 READY_TIMEOUT_S: Final = 60.0
 SETTLE_TIMEOUT_S: Final = 120.0
 QUIET_POLLS: Final = 3
+
+
+BROKER_PATIENCE_S: Final = 60.0
+"""How long a broker that is restarting (or still starting) may refuse connections."""
+
+
+def with_broker(work: Callable[[], T], patience: float = BROKER_PATIENCE_S) -> T:
+    """Run a broker operation, retrying while the broker is briefly unavailable."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            return work()
+        except TransientError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 class ProcessFailed(RuntimeError):
@@ -165,7 +185,7 @@ class LocalProvince:
         transport = AmqpTransport(self.broker_url, prefix=self.prefix)
         try:
             for spec in self.province.nodes:
-                transport.declare(spec.name)
+                with_broker(partial(transport.declare, spec.name))
         finally:
             transport.close()
         for spec in self.province.nodes:
@@ -188,8 +208,8 @@ class LocalProvince:
         transport = AmqpTransport(self.broker_url, prefix=self.prefix)
         try:
             for spec in self.province.nodes:
-                transport.delete_topology(spec.name)
-            transport.delete_exchange()
+                with_broker(partial(transport.delete_topology, spec.name))
+            with_broker(transport.delete_exchange)
         finally:
             transport.close()
 
@@ -226,7 +246,7 @@ class LocalProvince:
                                .scalar_one())
                 received += int(conn.execute(select(func.count()).select_from(inbox))
                                 .scalar_one())
-            pending += transport.queue_depth(name)[0]
+            pending += with_broker(partial(transport.queue_depth, name))[0]
         return pending, received
 
     def _why(self) -> str:
