@@ -215,14 +215,20 @@ def run_layers(nodes: dict[str, Engine], method: str) -> dict[str, Any]:
         counts.update(found)
         if name in TIMED:
             timed.update(found)
+    total = sum(v for k, v in seconds.items() if k in TIMED)
+    return {"seconds": seconds, "total_s": total, "breaks": dict(counts), "timed": timed,
+            "steps": steps}
+
+
+def side_by_side(run: dict[str, Any]) -> float:
+    """The timed layers again, run side by side (``reconcile.concurrently``); the same breaks."""
     together: Counter[str] = Counter()
     start = time.perf_counter()
-    _drain(concurrently([steps[k] for k in TIMED]), together)
-    seconds["side_by_side"] = time.perf_counter() - start
-    if together != timed:
-        raise AssertionError(f"side by side found {together}, one by one {timed}")
-    total = sum(v for k, v in seconds.items() if k in TIMED)
-    return {"seconds": seconds, "total_s": total, "breaks": dict(counts)}
+    _drain(concurrently([run["steps"][k] for k in TIMED]), together)
+    seconds = time.perf_counter() - start
+    if together != run["timed"]:
+        raise AssertionError(f"side by side found {together}, one by one {run['timed']}")
+    return seconds
 
 
 def _bare(conn: Any, sql: str) -> tuple[float, int]:
@@ -287,13 +293,14 @@ def measure_one(url: str, n: int, merge: bool, keep: bool) -> dict[str, Any]:
                                   "expected": expected_breaks(n)}
         paths = ["auto", "merge"] if merge else ["auto"]
         runs = {path: run_layers(nodes, path) for path in paths}
+        result["peak_rss_mb"] = _peak_mb()
+        runs["auto"]["seconds"]["side_by_side"] = side_by_side(runs["auto"])
+        result["peak_rss_side_by_side_mb"] = _peak_mb()
         base = best(first, baselines(admin, schemas))
         result["baseline"] = {k: {"s": round(v[0], 3), "breaks": v[1]} for k, v in base.items()}
         for path, run in runs.items():
             result[path] = _summary(run, rows, base, expected_breaks(n))
         result["rss_mb_before_layers"] = round(rss_before / 1024, 1)
-        result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-                                      / 1024, 1)
         return result
     finally:
         for engine in nodes.values():
@@ -301,6 +308,11 @@ def measure_one(url: str, n: int, merge: bool, keep: bool) -> dict[str, Any]:
         if not keep:
             drop_schemas(admin, schemas.values())
         admin.dispose()
+
+
+def _peak_mb() -> float:
+    """Peak resident memory of this process so far (ru_maxrss is in KiB on Linux)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def _summary(run: dict[str, Any], rows: dict[str, int], base: dict[str, tuple[float, int]],
@@ -316,7 +328,8 @@ def _summary(run: dict[str, Any], rows: dict[str, int], base: dict[str, tuple[fl
     return {
         "seconds": {k: round(v, 3) for k, v in run["seconds"].items()},
         "total_s": round(run["total_s"], 3),
-        "side_by_side_s": round(run["seconds"]["side_by_side"], 3),
+        "side_by_side_s": (round(run["seconds"]["side_by_side"], 3)
+                           if "side_by_side" in run["seconds"] else None),
         "rows_read": read,
         "rows_per_s": round(read / run["total_s"]),
         "ratio_layer1_over_baseline": round(run["seconds"]["layer1"] / base["baseline"][0], 2),
@@ -342,6 +355,9 @@ def report_one(r: dict[str, Any]) -> None:
           f"the engine's session settings, {b['baseline_default']['s']:.3f} s with the server's "
           f"({b['baseline']['breaks']:,} breaks); bare layer-2 join "
           f"{b['bare_layer2']['s']:.3f} s, bare layer-3 joins {b['bare_layer3']['s']:.3f} s")
+    if "merge" not in r:
+        print(f"  {'streaming merge':19} not timed at this size (above --merge-max, "
+              "default 10^6: about 30 s a million there)")
     for path in ("auto", "merge"):
         if path not in r:
             continue
@@ -352,14 +368,16 @@ def report_one(r: dict[str, Any]) -> None:
               f"layer1 {s['layer1']:.3f} s  layer2 {s['layer2']:.3f} s  layer3 "
               f"{s['layer3']:.3f} s  = {p['total_s']:.3f} s  {p['rows_per_s']:,} rows/s  "
               f"(layer2 on the bank node {s['layer2_bank']:.3f} s)")
-        print(f"  {'':19} the three side by side (reconcile.concurrently): "
-              f"{s['side_by_side']:.3f} s")
+        if p["side_by_side_s"] is not None:
+            print(f"  {'':19} the three side by side (reconcile.concurrently): "
+                  f"{p['side_by_side_s']:.3f} s")
         print(f"  {'':19} layer1/baseline {p['ratio_layer1_over_baseline']}x "
               f"({p['ratio_layer1_over_default_baseline']}x of the server-default baseline), "
               f"total/baseline {p['ratio_total_over_baseline']}x, total/bare joins of the same "
               f"work {p['ratio_over_bare_joins']}x; faults found: {found}")
-    print(f"  peak RSS {r['peak_rss_mb']} MB (before the layers ran: {r['rss_mb_before_layers']} "
-          "MB)")
+    print(f"  peak RSS {r['peak_rss_mb']} MB one layer at a time, "
+          f"{r['peak_rss_side_by_side_mb']} MB side by side (before the layers ran: "
+          f"{r['rss_mb_before_layers']} MB)")
 
 
 def child(args: argparse.Namespace) -> None:

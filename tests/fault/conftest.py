@@ -13,12 +13,14 @@ round trip: voucher -> delivered receipt -> acceptance receipt.
 from __future__ import annotations
 
 import os
+import signal
 import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from types import FrameType
 from typing import Any, Final
 
 import pytest
@@ -81,11 +83,22 @@ def fault_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return home
 
 
+def _interrupted(signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 @pytest.fixture(scope="session")
 def fault_databases(pg_url: str) -> Iterator[Databases]:
+    """Every database the suite makes, dropped at the end. SIGTERM (a cancelled CI job) is
+    turned into an interruption, so the teardowns still kill the nodes and drop the
+    databases and queues instead of leaving gigabytes behind."""
     databases = Databases(pg_url)
-    yield databases
-    databases.close()
+    previous = signal.signal(signal.SIGTERM, _interrupted)
+    try:
+        yield databases
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        databases.close()
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,8 @@ voucher on receipt. Then, joined on (admdiv, party, voucher ref, account) in one
   no voucher the party holds — **booking without voucher**.
 
 Everything is set-based SQL on the node's one database (SQLite or PostgreSQL); only candidate
-breaks come back, and the second look reads them through a temporary table in chunks.
+breaks come back, and the second look sends the suspects back in chunks, as one JSON parameter
+read as a table — nothing is written, so a read-only replica will do.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ EXPECTED: Final[Mapping[tuple[str, str], str]] = MappingProxyType({
 """(rule event, voucher state) -> is the posting due? Any pair not here: ``no``. A voided or
 superseded voucher may have been sent before (a returned quota notice, voided, revised), so
 its posting is neither required nor a break."""
+
 
 def expected(event: str, state: str) -> str:
     return EXPECTED.get((event, state), NO)

@@ -17,9 +17,10 @@ Then totals: finance paid against banks advanced by division, unit (预算单位
 transfer application names no unit in its header, so the treasury's books have none);
 allocations by division, unit, fund type and day.
 
-The per-voucher pass is a streaming three-way merge of the ledgers sorted by the link (any
-databases), or — when all ledgers are schemas of one PostgreSQL database — two FULL OUTER
-JOINs in SQL that send back only the rows that do not agree. Both feed the same verdicts.
+Each pairwise check is a streaming merge of the two ledgers sorted by its key (any databases),
+or — when all ledgers are schemas of one PostgreSQL database — a FULL OUTER JOIN in SQL that
+sends back only the rows that do not agree; both give the same pairs in the same order, and
+the same verdicts. The totals are one ``GROUP BY`` per ledger, merged.
 """
 
 from __future__ import annotations
@@ -91,6 +92,10 @@ FINANCE_ALLOCATED = Books("finance allocated", "finance")
 TREASURY_ALLOCATED = Books("treasury allocated", "treasury")
 
 
+FINANCE, BANKS, TREASURY = "finance", "banks", "treasury"
+"""Whose ledgers a side of a check reads."""
+
+
 def layer3(
     finance: Engine, bank: Engine | Sequence[Engine], pboc: Engine, *,
     day: str | None = None, month: str | None = None, method: Method = "auto",
@@ -101,28 +106,22 @@ def layer3(
     banks = [bank] if isinstance(bank, Engine) else list(bank)
     engines = [finance, *banks, pboc]
     schemas = resolve_method(method, engines)
+    roles = {FINANCE: [0], BANKS: list(range(1, len(engines) - 1)),
+             TREASURY: [len(engines) - 1]}
     with ExitStack() as stack:
         conns = connect_all(stack, engines)
-        f_conn, b_conns, p_conn = conns[0], conns[1:-1], conns[-1]
-        checks = (
-            (Check(FINANCE_PAID, finance_paid, BANK_ADVANCED, bank_advanced, BY_REF),
-             [0], list(range(1, len(conns) - 1))),
-            (Check(BANK_ADVANCED, bank_advanced, TREASURY_CLEARED, treasury_cleared, BY_LINK),
-             list(range(1, len(conns) - 1)), [len(conns) - 1]),
-            (Check(FINANCE_ALLOCATED, allocated, TREASURY_ALLOCATED, allocated, BY_REF),
-             [0], [len(conns) - 1]),
-        )
-        for check, lefts, rights in checks:
+        for check in CHECKS:
+            lefts, rights = roles[check.left_role], roles[check.right_role]
             if schemas is not None:
                 tables = [in_schema(ledger_entries, s) for s in schemas]
-                pairs = _joined(f_conn, check, [tables[i] for i in lefts],
+                pairs = _joined(conns[0], check, [tables[i] for i in lefts],
                                 [tables[i] for i in rights], period)
             else:
                 pairs = _merged(check, [conns[i] for i in lefts], [conns[i] for i in rights],
                                 period)
             for left, right in pairs:
                 yield from _pair_breaks(left, right, check.left, check.right)
-        yield from _totals(f_conn, b_conns, p_conn, period)
+        yield from _totals(conns[0], conns[1:-1], conns[-1], period)
 
 
 # --- the sides -------------------------------------------------------------------------------
@@ -201,10 +200,21 @@ class Check:
     """Two parties' books compared posting by posting: which postings, matched on what."""
 
     left: Books
+    left_role: str
     left_side: Side
     right: Books
+    right_role: str
     right_side: Side
     key: tuple[str, ...]
+
+
+CHECKS: Final = (
+    Check(FINANCE_PAID, FINANCE, finance_paid, BANK_ADVANCED, BANKS, bank_advanced, BY_REF),
+    Check(BANK_ADVANCED, BANKS, bank_advanced, TREASURY_CLEARED, TREASURY, treasury_cleared,
+          BY_LINK),
+    Check(FINANCE_ALLOCATED, FINANCE, allocated, TREASURY_ALLOCATED, TREASURY, allocated,
+          BY_REF),
+)
 
 
 # --- joined in SQL ---------------------------------------------------------------------------
@@ -320,9 +330,19 @@ def _pair_breaks(left: Any, right: Any, lbooks: Books, rbooks: Books) -> Iterato
 
 BY_UNIT: Final = ("admdiv", "agency_code", "fund_type", "day")
 BY_FUND: Final = ("admdiv", "fund_type", "day")
-PAID_ACCOUNTS: Final = tuple(sorted(set(PAID_BY_TYPE.values())))
-SUMMED: Final = {0: (*PAID_ACCOUNTS, ALLOCATED), 1: (ADVANCED,), 2: (CLEARED, ALLOCATED)}
-"""Side (0 finance, 1 the banks, 2 the treasury) -> the accounts its totals sum."""
+PAID: Final = "paid"
+"""Finance's two payment accounts (authorized and direct) summed as one measure."""
+SUMMED: Final = {FINANCE: (*sorted(set(PAID_BY_TYPE.values())), ALLOCATED),
+                 BANKS: (ADVANCED,), TREASURY: (CLEARED, ALLOCATED)}
+"""Whose ledgers -> the accounts its totals sum."""
+Measure = tuple[str, str, Books]
+"""(whose ledgers, measure, how a break names it)."""
+BY_UNIT_PAIRS: Final[tuple[tuple[Measure, Measure], ...]] = (
+    ((FINANCE, PAID, FINANCE_PAID), (BANKS, ADVANCED, BANK_ADVANCED)),
+    ((FINANCE, ALLOCATED, FINANCE_ALLOCATED), (TREASURY, ALLOCATED, TREASURY_ALLOCATED)),
+)
+BY_FUND_PAIR: Final[tuple[Measure, Measure]] = (
+    (BANKS, ADVANCED, BANK_ADVANCED), (TREASURY, CLEARED, TREASURY_CLEARED))
 
 
 def _sums(conn: Connection, accounts: tuple[str, ...], period: Period) -> Iterator[Any]:
@@ -340,43 +360,45 @@ def _sums(conn: Connection, accounts: tuple[str, ...], period: Period) -> Iterat
 
 def _totals(f_conn: Connection, b_conns: Sequence[Connection], p_conn: Connection,
             period: Period) -> Iterator[Break]:
-    """Finance paid vs banks advanced and finance allocated vs treasury allocated, group by
-    group as the sorted sums stream in; banks advanced vs treasury cleared by fund type, summed
-    on the way (one entry per division, fund type and day) and compared at the end."""
-    sides = [0, *(1 for _ in b_conns), 2]
+    """The :data:`BY_UNIT_PAIRS` group by group as the sorted sums stream in; the
+    :data:`BY_FUND_PAIR` summed on the way (one entry per division, fund type and day — a few
+    thousand at most) and compared at the end."""
+    owners = [FINANCE, *(BANKS for _ in b_conns), TREASURY]
     conns = [f_conn, *b_conns, p_conn]
     width = len(BY_UNIT)
-    group = itemgetter(*range(width))
-    streams = [ascending(_sums(c, SUMMED[side], period), itemgetter(*range(width + 1)),
-                         f"totals of side {side}") for c, side in zip(conns, sides, strict=True)]
-    by_fund: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0])
-    by_fund_party = ["bank", "treasury"]
-    for key, rows_of in merge_groups(streams, group):
-        sums: dict[tuple[int, str], int] = defaultdict(int)
-        party: dict[tuple[int, str], str] = {}
-        for side, rows in zip(sides, rows_of, strict=True):
+    streams = [ascending(_sums(c, SUMMED[who], period), itemgetter(*range(width + 1)),
+                         f"totals of the {who}' books")
+               for c, who in zip(conns, owners, strict=True)]
+    paid = set(SUMMED[FINANCE]) - {ALLOCATED}
+    by_fund: dict[tuple[str, ...], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    fund_party: dict[str, str] = {}
+    for key, rows_of in merge_groups(streams, itemgetter(*range(width))):
+        sums: dict[tuple[str, str], int] = defaultdict(int)
+        party: dict[tuple[str, str], str] = {}
+        for who, rows in zip(owners, rows_of, strict=True):
             for row in rows:
-                account = PAID_ACCOUNTS[0] if row[width] in PAID_ACCOUNTS else row[width]
-                sums[side, account] += int(row[width + 1])
-                party[side, account] = row[width + 2]
-        where = dict(zip(BY_UNIT, key, strict=True))
-        for left, right in (((0, PAID_ACCOUNTS[0], FINANCE_PAID), (1, ADVANCED, BANK_ADVANCED)),
-                            ((0, ALLOCATED, FINANCE_ALLOCATED),
-                             (2, ALLOCATED, TREASURY_ALLOCATED))):
+                measure = PAID if who == FINANCE and row[width] in paid else row[width]
+                sums[who, measure] += int(row[width + 1])
+                party[who, measure] = row[width + 2]
+        group = dict(zip(BY_UNIT, key, strict=True))
+        for left, right in BY_UNIT_PAIRS:
             amounts = [sums[left[:2]], sums[right[:2]]]
             if amounts[0] != amounts[1]:
-                yield _total_break(where, left[2], right[2], amounts,
+                yield _total_break(group, left[2], right[2], amounts,
                                    [party.get(left[:2], left[2].who),
                                     party.get(right[:2], right[2].who)])
-        fund = by_fund[where["admdiv"], where["fund_type"], where["day"]]
-        fund[0] += sums[1, ADVANCED]
-        fund[1] += sums[2, CLEARED]
-        by_fund_party = [party.get((1, ADVANCED), by_fund_party[0]),
-                         party.get((2, CLEARED), by_fund_party[1])]
-    for (admdiv, fund_type, day), amounts in sorted(by_fund.items()):
+        fund = by_fund[tuple(group[k] for k in BY_FUND)]
+        for who, measure, _ in BY_FUND_PAIR:
+            fund[who] += sums[who, measure]
+            if (who, measure) in party:
+                fund_party.setdefault(who, party[who, measure])
+    left, right = BY_FUND_PAIR
+    for key, fund in sorted(by_fund.items()):
+        amounts = [fund[left[0]], fund[right[0]]]
         if amounts[0] != amounts[1]:
-            yield _total_break({"admdiv": admdiv, "fund_type": fund_type, "day": day},
-                               BANK_ADVANCED, TREASURY_CLEARED, amounts, by_fund_party)
+            yield _total_break(dict(zip(BY_FUND, key, strict=True)), left[2], right[2],
+                               amounts, [fund_party.get(left[0], left[2].who),
+                                         fund_party.get(right[0], right[2].who)])
 
 
 def _total_break(group: dict[str, Any], left: Books, right: Books, amounts: list[int],

@@ -316,7 +316,7 @@ _DONE: Final = object()
 
 
 def concurrently(sources: Sequence[Callable[[], Iterable[R]]],
-                 buffer: int = CHUNK) -> Iterator[R]:
+                 buffer: int = 2 * BATCH) -> Iterator[R]:
     """Everything ``sources`` yield, source after source — as if run one after the other —
     while each runs in its own thread with its own connections.
 

@@ -308,7 +308,7 @@ class CachingTrustStore(TrustStore):
 
 
 @dataclass(frozen=True, slots=True)
-class VerifiedVoucher:
+class VoucherVerdict:
     """One voucher of a batch: its document and stamps, or why it was refused."""
 
     index: int
@@ -326,21 +326,21 @@ def verify_batch(
     verifier: VoucherVerifier,
     sender_code: str | None,
     at: datetime | None,
-) -> list[VerifiedVoucher]:
+) -> list[VoucherVerdict]:
     """Parse (``from_xml``) and verify every voucher; one refusal does not stop the others.
 
     Give ``verifier`` a :class:`CachingTrustStore` so the chains are validated once a batch.
     """
     if len(xmls) > MAX_BATCH:
         raise SealParameterInvalid(f"a batch holds at most {MAX_BATCH} vouchers, got {len(xmls)}")
-    results: list[VerifiedVoucher] = []
+    results: list[VoucherVerdict] = []
     for index, xml in enumerate(xmls):
         doc: VoucherDocument | None = None
         try:
             doc = from_xml(xml)
             reports = verifier.report(doc, sender_code, at)
         except GuokuError as exc:
-            results.append(VerifiedVoucher(index, doc, error=exc))
+            results.append(VoucherVerdict(index, doc, error=exc))
         else:
-            results.append(VerifiedVoucher(index, doc, tuple(reports)))
+            results.append(VoucherVerdict(index, doc, tuple(reports)))
     return results
