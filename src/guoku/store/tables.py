@@ -389,3 +389,53 @@ discrepancies = Table(
 )
 """A break found by reconciliation, and its handling: open -> investigating -> annotated ->
 resolved, every step audited."""
+
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("username", String(64), nullable=False),
+    Column("party", String(42), nullable=False),
+    Column("admdiv", String(6), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("key_verified", Boolean, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("last_seen_at", TS, nullable=False),
+    Column("expires_at", TS, nullable=False),
+    Column("ended_at", TS, nullable=True),
+)
+"""A signed-in user of the web apps. The browser holds only a random token; its SM3 hash is
+stored, so a copy of the database cannot be replayed as a cookie. ``key_verified`` records that
+the user's USB key signed the login challenge."""
+
+login_attempts = Table(
+    "login_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("username", String(64), nullable=False),
+    Column("client", String(64), nullable=False),
+    Column("at", TS, nullable=False),
+    Column("ok", Boolean, nullable=False),
+    Index("ix_login_attempts_user", "username", "at"),
+    Index("ix_login_attempts_client", "client", "at"),
+)
+"""Every sign-in attempt, kept for rate limiting (failures per user and per client in a
+window) and for the monitor."""
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("system", String(64), nullable=False),
+    Column("username", String(64), nullable=False),
+    Column("party", String(42), nullable=False),
+    Column("admdiv", String(6), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("revoked_at", TS, nullable=True),
+)
+"""A business system's bearer token for the HTTP service API (SM3 hash stored), scoped to one
+party and admdiv; the system acts as ``username``, a service user whose posts an administrator
+granted, so the library's post and separation-of-duties checks apply to it unchanged."""
