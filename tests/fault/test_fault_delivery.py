@@ -19,9 +19,7 @@ import pytest
 from tests.fault.conftest import FaultProvince
 from tests.fault.harness import RECEIVER, SENDER, published, rabbitmqctl, received, wait_until
 
-pytestmark = [pytest.mark.skipif(not os.environ.get("GUOKU_FAULT"),
-                                 reason="the fault suite runs with `make fault` (GUOKU_FAULT=1)"),
-              pytest.mark.slow, pytest.mark.postgres, pytest.mark.rabbitmq,
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.rabbitmq,
               # one worker for everything that uses the broker: (c) restarts it
               pytest.mark.xdist_group("rabbitmq")]
 
