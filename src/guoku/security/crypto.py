@@ -8,6 +8,12 @@ swapped in one place. Backends (measured choice in docs/decisions/0003-crypto-ba
 * SM2 encryption (key wrapping): ``gmssl-pyx`` (GmSSL 3), ciphertext in GM/T 0009 DER (C1C3C2).
 * SM3, SM4-GCM, PBKDF2: ``cryptography``.
 
+Messages that share a long prefix (every seal signature of one seal starts with the same
+tens of kilobytes: the seal itself) are signed and verified with the SM3 state after the prefix
+computed once (:meth:`SM2PrivateKey.prefix_signer`, :meth:`SM2PublicKey.prefix_verifier`).
+tongsuopy has no API for that, only its cffi binding of the EVP digest-sign calls; this module
+is the one place that reaches for it (docs/decisions/0009-sealing-throughput.md, change A).
+
 Third-party exceptions are translated here into :class:`CryptoError` subclasses.
 """
 
@@ -15,13 +21,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import gmssl_pyx
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes as c_hashes
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
+from tongsuopy.backends.tongsuo.backend import backend as _t_backend
 from tongsuopy.crypto import exceptions as t_exceptions
 from tongsuopy.crypto import hashes as t_hashes
 from tongsuopy.crypto import serialization as t_ser
@@ -137,6 +144,10 @@ class SM2PublicKey:
             # Tongsuo reports a signature that is not DER SEQUENCE { r, s } as an internal error.
             raise SignatureInvalid("malformed SM2 signature: not DER (r, s)") from exc
 
+    def prefix_verifier(self, prefix: bytes) -> PrefixVerifier:
+        """A verifier of messages starting with ``prefix`` (SM3 over it done once, here)."""
+        return PrefixVerifier(self, prefix)
+
     def is_valid_signature(self, signature: bytes, data: bytes) -> bool:
         try:
             self.verify(signature, data)
@@ -216,11 +227,92 @@ class SM2PrivateKey:
         """SM2 signature with SM3 and the default signer ID, DER-encoded (r, s)."""
         return bytes(self._key.sign(data, t_ec.ECDSA(t_hashes.SM3())))
 
+    def prefix_signer(self, prefix: bytes) -> PrefixSigner:
+        """A signer of messages starting with ``prefix`` (SM3 over it done once, here)."""
+        return PrefixSigner(self, prefix)
+
     def decrypt(self, ciphertext: bytes) -> bytes:
         try:
             return bytes(gmssl_pyx.sm2_decrypt(self.scalar(), ciphertext))
         except (gmssl_pyx.GmsslInnerError, gmssl_pyx.InvalidValueError) as exc:
             raise DecryptionFailed(f"SM2 decryption failed: {exc}") from exc
+
+
+class _PrefixState:
+    """An EVP digest-sign (or -verify) context that has absorbed Z and a prefix; copied per
+    message, never used itself, so one state serves any number of messages and threads."""
+
+    __slots__ = ("_ctx", "prefix")
+
+    def __init__(self, key: Any, prefix: bytes, verify: bool) -> None:
+        lib, ffi = _t_backend._lib, _t_backend._ffi
+        ctx = ffi.gc(lib.EVP_MD_CTX_new(), lib.EVP_MD_CTX_free)
+        init = lib.EVP_DigestVerifyInit if verify else lib.EVP_DigestSignInit
+        md = _t_backend._evp_md_from_algorithm(t_hashes.SM3())
+        if init(ctx, ffi.NULL, md, ffi.NULL, key._evp_pkey) != 1:
+            _t_backend._consume_errors()
+            raise KeyInvalid("the key cannot sign or verify with SM3")
+        update = lib.EVP_DigestUpdate if verify else lib.EVP_DigestSignUpdate
+        _t_backend.openssl_assert(update(ctx, prefix, len(prefix)) == 1)
+        self._ctx, self.prefix = ctx, bytes(prefix)
+
+    def copy_with(self, suffix: bytes) -> Any:
+        """A fresh context: the prefix state, then ``suffix`` absorbed."""
+        lib, ffi = _t_backend._lib, _t_backend._ffi
+        ctx = ffi.gc(lib.EVP_MD_CTX_new(), lib.EVP_MD_CTX_free)
+        _t_backend.openssl_assert(lib.EVP_MD_CTX_copy_ex(ctx, self._ctx) == 1)
+        _t_backend.openssl_assert(lib.EVP_DigestUpdate(ctx, suffix, len(suffix)) == 1)
+        return ctx
+
+
+class PrefixSigner:
+    """``sign(suffix)`` is ``SM2PrivateKey.sign(prefix + suffix)``: an ordinary SM2 signature
+    (SM3, default signer ID, DER r, s), with the SM3 over the prefix paid once."""
+
+    __slots__ = ("_state",)
+
+    def __init__(self, key: SM2PrivateKey, prefix: bytes) -> None:
+        self._state = _PrefixState(key._key, prefix, verify=False)
+
+    @property
+    def prefix(self) -> bytes:
+        return self._state.prefix
+
+    def sign(self, suffix: bytes) -> bytes:
+        lib, ffi = _t_backend._lib, _t_backend._ffi
+        ctx = self._state.copy_with(suffix)
+        size = ffi.new("size_t *")
+        _t_backend.openssl_assert(lib.EVP_DigestSignFinal(ctx, ffi.NULL, size) == 1)
+        out = ffi.new("unsigned char[]", size[0])
+        if lib.EVP_DigestSignFinal(ctx, out, size) != 1:
+            _t_backend._consume_errors()
+            raise CryptoError("SM2 signing failed")
+        return bytes(ffi.buffer(out)[: size[0]])
+
+
+class PrefixVerifier:
+    """``verify(signature, suffix)`` is ``SM2PublicKey.verify(signature, prefix + suffix)``,
+    with the SM3 over the prefix paid once."""
+
+    __slots__ = ("_state", "public_key")
+
+    def __init__(self, key: SM2PublicKey, prefix: bytes) -> None:
+        self.public_key = key
+        self._state = _PrefixState(key._tongsuo(), prefix, verify=True)
+
+    @property
+    def prefix(self) -> bytes:
+        return self._state.prefix
+
+    def verify(self, signature: bytes, suffix: bytes) -> None:
+        """Raise :class:`SignatureInvalid` unless ``signature`` verifies over prefix + suffix."""
+        ctx = self._state.copy_with(suffix)
+        result = _t_backend._lib.EVP_DigestVerify(ctx, signature, len(signature), b"", 0)
+        if result != 1:
+            _t_backend._consume_errors()
+            raise SignatureInvalid(
+                "SM2 signature does not verify" if result == 0 else "malformed SM2 signature"
+            )
 
 
 def sm4_gcm_encrypt(key: bytes, plaintext: bytes, aad: bytes = b"") -> bytes:

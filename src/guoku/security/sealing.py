@@ -36,7 +36,7 @@ from guoku.security.signing_server import MAX_BATCH as SEAL_BATCH
 from guoku.security.signing_server import SealRequest
 from guoku.security.x509 import HolderKind
 from guoku.store.repository import User
-from guoku.xml.canonical import canonical_bytes
+from guoku.xml.canonical import ReceivedVoucher, canonical_bytes
 
 PROPERTY_PREFIX: Final = "guoku;"
 
@@ -161,12 +161,30 @@ class VoucherVerifier:
     ) -> list[StampReport]:
         """Verify every position and say what each stamp is; ``sender_code`` None = any party."""
         data = canonical_bytes(doc.without_stamps())
+        return self._report(doc, data, lambda p: _b64(doc.stamps.get(p.no), p), sender_code, at)
+
+    def report_received(
+        self, received: ReceivedVoucher, sender_code: str | None, at: datetime | None
+    ) -> list[StampReport]:
+        """:meth:`report` of a voucher read from XML by ``read_voucher``: its canonical bytes
+        and stamp bytes as read (the document was validated and each stamp's base64 checked
+        and decoded there, once); every seal check is the same."""
+        stamps = received.stamps
+        return self._report(received.doc, received.canonical, lambda p: stamps.get(p.no),
+                            sender_code, at)
+
+    def _report(
+        self, doc: VoucherDocument, data: bytes,
+        stamp_of: Callable[[SealPosition], bytes | None], sender_code: str | None,
+        at: datetime | None,
+    ) -> list[StampReport]:
         expected = {p.no: p for p in doc.vtype.seal_positions}
         extra = sorted(set(doc.stamps) - set(expected))
         if extra:
             raise StampUnexpected(f"voucher {doc.voucher_no} has stamps at unknown positions "
                                   f"{extra}", voucher_no=doc.voucher_no)
-        reports = [self._position(doc, p, data, sender_code, at) for p in expected.values()]
+        reports = [self._position(doc, p, stamp_of(p), data, sender_code, at)
+                   for p in expected.values()]
         parties = {r.party for r in reports}
         if len(parties) > 1:
             raise SealWrongParty(f"the stamps of {doc.voucher_no} come from different parties "
@@ -174,10 +192,9 @@ class VoucherVerifier:
         return reports
 
     def _position(
-        self, doc: VoucherDocument, position: SealPosition, data: bytes,
+        self, doc: VoucherDocument, position: SealPosition, stamp: bytes | None, data: bytes,
         sender_code: str | None, at: datetime | None,
     ) -> StampReport:
-        stamp = doc.stamps.get(position.no)
         if not stamp:
             raise StampMissing(
                 f"voucher {doc.voucher_no} lacks the {position.kind.chinese} at position "
@@ -185,7 +202,7 @@ class VoucherVerifier:
             )
         # judged at the signing time (a later revocation does not undo a stamp made before it);
         # ``at`` only bounds the signing time from above: no stamps from the future
-        info = verify_seal_signature(_b64(stamp, position), data, None, self.trust)
+        info = verify_seal_signature(stamp, data, None, self.trust)
         if at is not None and info.signed_at > at + CLOCK_SKEW:
             raise SealInvalid(f"stamp {position.no} claims a signing time {info.signed_at} after "
                               f"{at}", position=position.no)
@@ -195,7 +212,9 @@ class VoucherVerifier:
                            info.signer_cert.subject, party, info.signed_at)
 
 
-def _b64(stamp: str, position: SealPosition) -> bytes:
+def _b64(stamp: str | None, position: SealPosition) -> bytes | None:
+    if not stamp:
+        return None
     try:
         return base64.b64decode(stamp, validate=True)
     except (binascii.Error, ValueError) as exc:

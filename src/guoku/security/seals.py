@@ -10,6 +10,13 @@ DER(TBS_Sign), the maker's signature over DER(esealInfo), that the signer's cert
 of the seal's holders, that the seal and the signer's certificate were valid at the signing
 time, optionally both certificate chains against a trust store, and last SM3(data).
 
+What depends only on a seal is not redone for every stamp that embeds it (a seal is tens of
+kilobytes, its picture included): parsed seals are kept by their exact DER, the maker's
+signature is verified once per exact (esealInfo, signature, certificate), and the holder's
+signature is checked with the SM3 state after the stamp's constant head (TBS_Sign header,
+version, seal) computed once per (signer key, exact head bytes). Each cache is bounded
+(:data:`MAX_CACHED`) and keeps only successes: a changed byte is a new key, checked in full.
+
 Error tree (all :class:`~guoku.security.crypto.CryptoError`)::
 
     SealInvalid                    SEAL_INVALID        e.g. signed "in the future"
@@ -36,7 +43,7 @@ import io
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Final, Literal, Protocol, TypeVar, cast
+from typing import Final, Generic, Literal, Protocol, TypeVar, cast
 
 from asn1crypto import core
 from PIL import Image, UnidentifiedImageError
@@ -44,7 +51,13 @@ from PIL import Image, UnidentifiedImageError
 from guoku.domain.errors import ValidationError
 from guoku.domain.seals import SealKind
 from guoku.security import ses
-from guoku.security.crypto import CryptoError, SignatureInvalid, SM2PublicKey, sm3
+from guoku.security.crypto import (
+    CryptoError,
+    PrefixVerifier,
+    SignatureInvalid,
+    SM2PublicKey,
+    sm3,
+)
 from guoku.security.x509 import Certificate, CertificateInvalid, KeyUsage
 
 MAX_SEAL_BYTES: Final = 1024 * 1024
@@ -69,7 +82,50 @@ DEFAULT_PICTURE_MM: Final = {
     SealKind.LEGAL_REP: (20, 20),
     SealKind.PERSONAL: (18, 18),
 }
+MAX_CACHED: Final = 256
+"""Entries each seal cache holds (parsed seals, verified maker signatures, prefix verifiers)
+before it starts over: a node sees a few dozen seals, a hostile peer cannot make one grow."""
 _T = TypeVar("_T", bound=core.Asn1Value)
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+class _Bounded(Generic[_K, _V]):
+    """A dict that starts over when full. Only ever given successes, under exact bytes."""
+
+    __slots__ = ("_entries", "_limit")
+
+    def __init__(self, limit: int = MAX_CACHED) -> None:
+        self._entries: dict[_K, _V] = {}
+        self._limit = limit
+
+    def get(self, key: _K) -> _V | None:
+        return self._entries.get(key)
+
+    def put(self, key: _K, value: _V) -> None:
+        if len(self._entries) >= self._limit:
+            self._entries.clear()
+        self._entries[key] = value
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+_PARSED_SEALS: Final[_Bounded[bytes, Seal]] = _Bounded()
+"""SES_Seal DER -> the Seal parsed from it (parsing does not verify; see below)."""
+_MAKER_VERIFIED: Final[_Bounded[tuple[bytes, bytes, bytes, str], bool]] = _Bounded()
+"""(esealInfo DER, maker signature, maker certificate DER, algorithm) whose signature verified."""
+_PREFIX_VERIFIERS: Final[_Bounded[tuple[bytes, bytes, bytes], PrefixVerifier]] = _Bounded()
+"""(signer point, TBS_Sign bytes before the seal, seal DER) -> that key's SM3 state after them."""
+
+
+def clear_caches() -> None:
+    """Forget every parsed seal, verified maker signature and prefix state (tests, memory)."""
+    for cache in (_PARSED_SEALS, _MAKER_VERIFIED, _PREFIX_VERIFIERS):
+        cache.clear()
 
 
 def _sha256(data: bytes) -> bytes:
@@ -196,11 +252,18 @@ class Seal:
         return any(d.matches(cert.der) for d in self.holder_digests)
 
     def verify_maker_signature(self) -> None:
-        """The maker's SM2 signature over DER(esealInfo), by the embedded maker certificate."""
+        """The maker's SM2 signature over DER(esealInfo), by the embedded maker certificate.
+
+        A success is remembered under the exact bytes it depends on; a failure never is.
+        """
         if self.sign_alg_id != ses.SM2_WITH_SM3:
             raise SealUnsupported(f"seal {self.es_id} is signed with {self.sign_alg_id}")
+        key = (self.signed_info, self.maker_signature, self.maker_cert.der, self.sign_alg_id)
+        if _MAKER_VERIFIED.get(key):
+            return
         try:
             self.maker_cert.public_key.verify(self.maker_signature, self.signed_info)
+            _MAKER_VERIFIED.put(key, True)
         except SignatureInvalid as exc:
             raise SealMakerSignatureInvalid(
                 f"seal {self.es_id}: the maker's signature does not verify with the embedded "
@@ -225,6 +288,30 @@ class SealSignature:
     """DER of TBS_Sign exactly as received: what the signer signed."""
     signature: bytes = field(repr=False)
     time_stamp: bytes | None = field(default=None, repr=False)
+    seal_offset: int = 0
+    """Where ``seal.der`` starts in ``to_sign`` (0: not known). Everything up to its end is
+    what every stamp by one holder with one seal shares; only an optimisation (any split of
+    ``to_sign`` verifies the same), and used only where those bytes are there."""
+
+    def verify_signer_signature(self) -> None:
+        """The holder's SM2 signature over ``to_sign``; raise SignatureInvalid if it fails.
+
+        ``to_sign`` = start + seal + rest: the SM3 state after start + seal comes from a
+        verifier kept under (signer key, start, seal DER) — exactly the bytes it absorbed.
+        """
+        public, to_sign, seal_der = self.signer_cert.public_key, self.to_sign, self.seal.der
+        end = self.seal_offset + len(seal_der)
+        if not (self.seal_offset > 0 and end < len(to_sign) and to_sign.startswith(
+            seal_der, self.seal_offset
+        )):  # fmt: skip
+            public.verify(self.signature, to_sign)
+            return
+        key = (public.point, to_sign[: self.seal_offset], seal_der)
+        verifier = _PREFIX_VERIFIERS.get(key)
+        if verifier is None:
+            verifier = public.prefix_verifier(to_sign[:end])
+            _PREFIX_VERIFIERS.put(key, verifier)
+        verifier.verify(self.signature, to_sign[end:])
 
 
 @dataclass(frozen=True, slots=True)
@@ -396,7 +483,7 @@ def check_seal_signature(
     if sig.signature_alg_id != ses.SM2_WITH_SM3:
         raise SealUnsupported(f"the seal signature uses {sig.signature_alg_id}, not SM2-with-SM3")
     try:
-        signer.public_key.verify(sig.signature, sig.to_sign)
+        sig.verify_signer_signature()
     except SignatureInvalid as exc:
         raise SealSignatureInvalid(
             f"the signature by {signer.subject} over TBS_Sign does not verify", es_id=seal.es_id
@@ -528,6 +615,8 @@ def parse_seal_signature(der: bytes) -> SealSignature:
         tbs = sig["to_sign"]
         version = int(tbs["version"].native)
         seal = _seal_from(tbs["eseal"])
+        to_sign = tbs.dump()
+        seal_offset = len(to_sign) - len(tbs.contents) + len(tbs["version"].dump())
         data_hash = bytes(tbs["data_hash"].native)
         signer = _certificate(bytes(sig["cert"].native), "signer")
         parsed = SealSignature(
@@ -539,9 +628,10 @@ def parse_seal_signature(der: bytes) -> SealSignature:
             property_info=str(tbs["property_info"].native),
             signer_cert=signer,
             signature_alg_id=sig["signature_alg_id"].dotted,
-            to_sign=tbs.dump(),
+            to_sign=to_sign,
             signature=bytes(sig["signature"].native),
             time_stamp=_time_stamp(sig["time_stamp"]),
+            seal_offset=seal_offset,
         )
     except (ValueError, TypeError, KeyError) as exc:
         raise SealMalformed(f"malformed SES_Signature: {exc}") from exc
@@ -577,6 +667,20 @@ def _time_stamp(value: core.Asn1Value) -> bytes | None:
 
 
 def _seal_from(seal: ses.SESSeal) -> Seal:
+    """The parsed seal; the same DER parses to the same (immutable) Seal, kept once parsed."""
+    try:
+        der = seal.dump()
+    except (ValueError, TypeError, KeyError) as exc:
+        raise SealMalformed(f"malformed SES_Seal: {exc}") from exc
+    known = _PARSED_SEALS.get(der)
+    if known is not None:
+        return known
+    parsed = _parse_seal_fields(seal, der)
+    _PARSED_SEALS.put(der, parsed)
+    return parsed
+
+
+def _parse_seal_fields(seal: ses.SESSeal, der: bytes) -> Seal:
     try:
         info = seal["eseal_info"]
         header, prop, picture = info["header"], info["property"], info["picture"]
@@ -586,7 +690,7 @@ def _seal_from(seal: ses.SESSeal) -> Seal:
         holders, digests = _holders(int(prop["cert_list_type"].native), prop["cert_list"])
         seal_type = int(prop["type"].native)
         parsed = Seal(
-            der=seal.dump(),
+            der=der,
             version=version,
             vendor_id=str(header["vid"].native),
             es_id=str(info["es_id"].native),

@@ -213,6 +213,8 @@ class Certificate:
 
     __slots__ = (
         "_asn1",
+        "_holder",
+        "_subject",
         "authority_key_id",
         "critical_extensions",
         "der",
@@ -256,6 +258,8 @@ class Certificate:
         except (ValueError, TypeError, KeyError, AttributeError, KeyInvalid) as exc:
             raise CertificateInvalid(f"malformed certificate: {exc}") from exc
         self._asn1 = cert
+        self._subject: str | None = None
+        self._holder: tuple[Holder | None] | None = None
         self.der = bytes(der)
         self.fingerprint = sm3(self.der).hex()
 
@@ -288,7 +292,9 @@ class Certificate:
 
     @property
     def subject(self) -> str:
-        return format_name(self.subject_name)
+        if self._subject is None:  # formatted once: a verifier names the signer of every stamp
+            self._subject = format_name(self.subject_name)
+        return self._subject
 
     @property
     def issuer(self) -> str:
@@ -319,10 +325,13 @@ class Certificate:
     @property
     def holder(self) -> Holder | None:
         """The party (OU) and, for a personal certificate, the user (UID); None for a CA."""
-        party, name = self.organizational_unit, self.common_name
-        if self.is_ca or party is None or name is None:
-            return None
-        return Holder(party_code=party, name=name, username=self.user_id)
+        if self._holder is None:  # read once (an error, several OU values, is raised each time)
+            party, name = self.organizational_unit, self.common_name
+            if self.is_ca or party is None or name is None:
+                self._holder = (None,)
+            else:
+                self._holder = (Holder(party_code=party, name=name, username=self.user_id),)
+        return self._holder[0]
 
     @property
     def is_self_issued(self) -> bool:

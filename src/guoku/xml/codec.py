@@ -13,12 +13,14 @@ layout here could change without breaking a signature.
 
 Input is checked in layers, each refusing with a typed error before the next runs: the hardened
 parser (``XmlRejected``), the type's XSD (``SchemaInvalid``), the domain rules (``ValidationError``,
-``AmountInvalid``).
+``AmountInvalid``). A stamp's base64 is checked here in Python (``SchemaInvalid`` too), not by
+libxml2's ``xs:base64Binary``, which costs about six times as much on a stamp of tens of
+kilobytes (docs/decisions/0009-sealing-throughput.md, change E); the check is the one the
+exported schema makes: non-empty canonical base64, line breaks allowed.
 """
 
 from __future__ import annotations
 
-import base64
 import binascii
 import re
 from collections.abc import Mapping
@@ -43,6 +45,15 @@ peer can make megabytes long."""
 _NOT_XML_CHAR: Final = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 """Characters XML 1.0 cannot carry at all, not even escaped."""
 _VT_CODE_SPEC: Final = next(f for f in HEADER if f.name == names.VT_CODE)
+_HEAD_KEY_CHARS: Final = 64
+"""Characters of a stamp's text that find its decoded head (they hold the DER headers)."""
+_TAIL_CHARS: Final = 2048
+"""Characters at the end of a stamp always decoded: what varies between stamps with the same
+seal (time, hash, propertyInfo, certificate, signature) is well inside them."""
+MAX_DECODED_HEADS: Final = 64
+"""Decoded stamp heads kept (a few per seal: the headers move with the signature's length)."""
+_decoded_heads: dict[str, tuple[str, bytes]] = {}
+"""First characters -> (a canonical base64 head, its bytes), from a stamp that decoded."""
 
 
 def to_xml(doc: VoucherDocument) -> bytes:
@@ -56,6 +67,11 @@ def to_xml(doc: VoucherDocument) -> bytes:
 
 def from_xml(data: bytes) -> VoucherDocument:
     """Parse, schema-validate and domain-validate one voucher received as XML."""
+    return read_xml(data)[0]
+
+
+def read_xml(data: bytes) -> tuple[VoucherDocument, dict[str, bytes]]:
+    """:func:`from_xml`, and each stamp's bytes (decoded once, by the check of its base64)."""
     root = parse_xml(data)
     vtype = _voucher_type_of(root)
     schema = schema_for(vtype)
@@ -70,8 +86,57 @@ def from_xml(data: bytes) -> VoucherDocument:
             errors=errors,
         )
     doc = _document(root, vtype)
+    stamps = _decoded_stamps(doc, vtype)
     validate(doc)
-    return doc
+    return doc, stamps
+
+
+def decode_stamp(text: str) -> bytes | None:
+    """The bytes of a stamp's text if it is non-empty canonical base64 (line breaks aside, as
+    XSD ``base64Binary`` allows), else None.
+
+    Strict decoding refuses every non-canonical spelling but one: non-zero padding bits in the
+    last quantum (``"QR=="``), which the re-encoded last quantum catches.
+
+    Every stamp made with one seal starts with the same tens of kilobytes of base64 (the seal),
+    so the bytes of a head already decoded (canonical base64, a multiple of four characters,
+    no padding: it decodes on its own, to the same bytes) are reused for a text that starts
+    with exactly those characters, and only the rest is decoded. Kept: successes only, at most
+    :data:`MAX_DECODED_HEADS`.
+    """
+    known = _decoded_heads.get(text[:_HEAD_KEY_CHARS])
+    if known is not None and len(text) > len(known[0]) and text.startswith(known[0]):
+        rest = _decode_canonical(text[len(known[0]) :])
+        return None if rest is None else known[1] + rest
+    raw = _decode_canonical(text)
+    if (  # remembered for a stamp without line breaks: character i is byte 3i/4
+        raw is not None
+        and len(text) > _TAIL_CHARS + _HEAD_KEY_CHARS
+        and len(text) == (len(raw) + 2) // 3 * 4
+    ):
+        cut = (len(text) - _TAIL_CHARS) // 4 * 4
+        if len(_decoded_heads) >= MAX_DECODED_HEADS:
+            _decoded_heads.clear()
+        _decoded_heads[text[:_HEAD_KEY_CHARS]] = (text[:cut], raw[: cut // 4 * 3])
+    return raw
+
+
+def _decode_canonical(text: str) -> bytes | None:
+    try:
+        raw = binascii.a2b_base64(text, strict_mode=True)
+    except (binascii.Error, ValueError):
+        compact = "".join(text.split())
+        if compact == text:
+            return None
+        try:
+            raw = binascii.a2b_base64(compact, strict_mode=True)
+        except (binascii.Error, ValueError):
+            return None
+        text = compact
+    if not raw:
+        return None
+    last = binascii.b2a_base64(raw[-(len(raw) % 3 or 3) :], newline=False)
+    return raw if text.endswith(last.decode("ascii")) else None
 
 
 def check_serialisable(doc: VoucherDocument) -> None:
@@ -92,7 +157,7 @@ def check_serialisable(doc: VoucherDocument) -> None:
     for no, stamp in doc.stamps.items():
         if no not in positions:
             problems.append(f"stamp position {no!r} is not one of {sorted(positions)}")
-        if not _is_canonical_base64(stamp):
+        if decode_stamp(stamp) is None:
             problems.append(f"stamp {no!r} is not canonical base64")
     if problems:
         raise ValidationError(
@@ -123,18 +188,20 @@ def voucher_element(doc: VoucherDocument, *, with_stamps: bool) -> Any:
     return root
 
 
-def _is_canonical_base64(text: str) -> bool:
-    """Non-empty base64 that re-encodes to itself (line breaks aside), as XSD base64Binary wants.
-
-    Python's decoder tolerates non-zero padding bits (``"QR=="``) that the schema refuses; a
-    round trip through encode catches them.
-    """
-    compact = "".join(text.split())
-    try:
-        raw = base64.b64decode(compact, validate=True)
-    except (binascii.Error, ValueError):
-        return False
-    return bool(raw) and base64.b64encode(raw).decode("ascii") == compact
+def _decoded_stamps(doc: VoucherDocument, vtype: VoucherType) -> dict[str, bytes]:
+    """Each stamp decoded, or SchemaInvalid as the exported schema's base64Binary would refuse."""
+    stamps: dict[str, bytes] = {}
+    for no, text in doc.stamps.items():
+        raw = decode_stamp(text or "")
+        if raw is None:
+            raise SchemaInvalid(
+                f"voucher XML is not valid against the {vtype.code} schema: stamp {no!r} is "
+                "not canonical base64 (xs:base64Binary)",
+                vt_code=vtype.code,
+                errors=[f"stamp {no!r}: not canonical base64"],
+            )
+        stamps[no] = raw
+    return stamps
 
 
 def _append_fields(parent: Any, specs: tuple[FieldSpec, ...], values: Mapping[str, str]) -> None:

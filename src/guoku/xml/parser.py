@@ -123,6 +123,8 @@ def _parser() -> Any:
 def _check_size(data: bytes, limits: XmlLimits) -> None:
     if len(data) > limits.max_bytes:
         raise XmlTooLarge("size in bytes", len(data), limits.max_bytes)
+    if len(data) <= limits.max_markup:
+        return  # cannot hold more '<' than bytes: the count is not needed
     markup = data.count(b"<")
     if markup > limits.max_markup:
         raise XmlTooLarge("markup count ('<' characters)", markup, limits.max_markup)
