@@ -7,17 +7,21 @@ amount arithmetic); the XSD check in the XML layer enforces the same shape at th
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Final
 
 from guoku.domain.errors import AmountInvalid, ValidationError
+from guoku.domain.fields import PATTERNS, FieldKind, FieldSpec
 from guoku.domain.money import Amount
 from guoku.domain.parties import AdmDiv
 from guoku.domain.vouchers import VoucherType
 
 MAX_DETAILS: Final = 5000
 """Detail lines one voucher may carry; a daily report of a busy bank stays well under this."""
+_COMPILED: Final = {kind: re.compile(pattern) for kind, pattern in PATTERNS.items()}
+"""The field patterns, compiled once (``FieldSpec.problem`` looks each up in ``re``'s cache)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,10 +83,7 @@ def validate(doc: VoucherDocument) -> None:
 def _header_problems(doc: VoucherDocument) -> list[str]:
     known = set(doc.vtype.field_names)
     problems = [f"unknown field {name}" for name in doc.header if name not in known]
-    for spec in doc.vtype.fields:
-        problem = spec.problem(doc.header.get(spec.name))
-        if problem:
-            problems.append(problem)
+    problems += _field_problems(doc.vtype.fields, doc.header)
     if doc.header.get("VtCode") not in (None, "", doc.vtype.code):
         problems.append(f"VtCode {doc.header['VtCode']} does not match type {doc.vtype.code}")
     if not 1 <= doc.version <= 999:
@@ -99,10 +100,24 @@ def _detail_problems(doc: VoucherDocument) -> list[str]:
     known = {f.name for f in doc.vtype.detail_fields}
     for i, line in enumerate(doc.details, start=1):
         problems += [f"detail {i}: unknown field {n}" for n in line if n not in known]
-        for spec in doc.vtype.detail_fields:
-            problem = spec.problem(line.get(spec.name))
-            if problem:
-                problems.append(f"detail {i}: {problem}")
+        problems += [f"detail {i}: {p}" for p in _field_problems(doc.vtype.detail_fields, line)]
+    return problems
+
+
+def _field_problems(specs: tuple[FieldSpec, ...], values: Mapping[str, str]) -> list[str]:
+    """``spec.problem`` of every field, in order; a plainly sound value (present, short enough,
+    matching its kind's pattern, not a date, whose calendar ``problem`` checks) is passed here
+    without the call — the same verdicts, at half the cost."""
+    problems: list[str] = []
+    for spec in specs:
+        value = values.get(spec.name)
+        if value and len(value) <= spec.max_length and spec.kind is not FieldKind.DATE:
+            pattern = _COMPILED.get(spec.kind)
+            if pattern is None or pattern.fullmatch(value):
+                continue
+        problem = spec.problem(value)
+        if problem:
+            problems.append(problem)
     return problems
 
 

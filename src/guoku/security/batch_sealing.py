@@ -27,7 +27,8 @@ two-position type).
 
 Verification keeps the library's own checks (:meth:`VoucherVerifier.report_received
 <guoku.security.sealing.VoucherVerifier.report_received>`, per voucher, on the XML read and
-checked once by :func:`~guoku.xml.canonical.read_voucher`, each stamp decoded once); what a
+checked once by :func:`~guoku.xml.canonical.read_voucher`, each stamp decoded once, the
+canonical bytes written from the model without a second validation); what a
 batch shares is the certificate chains: :class:`CachingTrustStore` remembers a successful
 validation for the exact (certificate, time, usage), which is all a batch received at one
 reference time needs; and what :mod:`~guoku.security.seals` keeps per seal. Figures and the

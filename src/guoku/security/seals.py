@@ -16,6 +16,9 @@ signature is verified once per exact (esealInfo, signature, certificate), and th
 signature is checked with the SM3 state after the stamp's constant head (TBS_Sign header,
 version, seal) computed once per (signer key, exact head bytes). Each cache is bounded
 (:data:`MAX_CACHED`) and keeps only successes: a changed byte is a new key, checked in full.
+A stamp in exactly the DER shape guoku writes, embedding a seal already parsed, is read without
+asn1crypto's generic machinery (:func:`_parse_signature_direct`, a few slices; anything else
+goes to asn1crypto): only parsing is shortened, every check above still runs.
 
 Error tree (all :class:`~guoku.security.crypto.CryptoError`)::
 
@@ -116,6 +119,10 @@ class _Bounded(Generic[_K, _V]):
 
 _PARSED_SEALS: Final[_Bounded[bytes, Seal]] = _Bounded()
 """SES_Seal DER -> the Seal parsed from it (parsing does not verify; see below)."""
+_SEAL_INDEX: Final[_Bounded[bytes, Seal]] = _Bounded()
+"""The seals of :data:`_PARSED_SEALS` under their first and last bytes (:func:`_index_key`): a
+stamp's embedded seal is found without hashing its tens of kilobytes, then compared in full."""
+_INDEX_BYTES: Final = 64
 _MAKER_VERIFIED: Final[_Bounded[tuple[bytes, bytes, bytes, str], bool]] = _Bounded()
 """(esealInfo DER, maker signature, maker certificate DER, algorithm) whose signature verified."""
 _PREFIX_VERIFIERS: Final[_Bounded[tuple[bytes, bytes, bytes], PrefixVerifier]] = _Bounded()
@@ -124,7 +131,7 @@ _PREFIX_VERIFIERS: Final[_Bounded[tuple[bytes, bytes, bytes], PrefixVerifier]] =
 
 def clear_caches() -> None:
     """Forget every parsed seal, verified maker signature and prefix state (tests, memory)."""
-    for cache in (_PARSED_SEALS, _MAKER_VERIFIED, _PREFIX_VERIFIERS):
+    for cache in (_PARSED_SEALS, _SEAL_INDEX, _MAKER_VERIFIED, _PREFIX_VERIFIERS):
         cache.clear()
 
 
@@ -609,7 +616,21 @@ def parse_seal(der: bytes) -> Seal:
 
 
 def parse_seal_signature(der: bytes) -> SealSignature:
-    """Parse a DER ``SES_Signature``. Nothing is verified."""
+    """Parse a DER ``SES_Signature``. Nothing is verified.
+
+    A stamp that embeds a seal already parsed, in exactly the shape guoku writes, is read by
+    :func:`_parse_signature_direct` (a few slices instead of asn1crypto's generic machinery);
+    anything else, or anything it does not recognise, by asn1crypto. Both give the same
+    :class:`SealSignature` for every input the direct reader accepts (tested, fuzzed).
+    """
+    _check_input(der, MAX_SIGNATURE_BYTES, "seal signature")
+    data = bytes(der)
+    direct = _parse_signature_direct(data)
+    return direct if direct is not None else _parse_signature_asn1(data)
+
+
+def _parse_signature_asn1(der: bytes) -> SealSignature:
+    """:func:`parse_seal_signature` through asn1crypto: every shape the schema allows."""
     sig = _load(ses.SESSignature, der, MAX_SIGNATURE_BYTES, "seal signature")
     try:
         tbs = sig["to_sign"]
@@ -642,15 +663,127 @@ def parse_seal_signature(der: bytes) -> SealSignature:
     return parsed
 
 
-def _load(spec: type[_T], der: bytes, limit: int, what: str) -> _T:
+def _check_input(der: object, limit: int, what: str) -> None:
     if not isinstance(der, bytes | bytearray | memoryview):
         raise SealMalformed(f"{what} must be bytes")
     if len(der) > limit:
         raise SealMalformed(f"{what} is larger than {limit} bytes")
+
+
+def _load(spec: type[_T], der: bytes, limit: int, what: str) -> _T:
+    _check_input(der, limit, what)
     try:
         return cast(_T, spec.load(bytes(der), strict=True))
     except (ValueError, TypeError) as exc:
         raise SealMalformed(f"{what} is not DER: {exc}") from exc
+
+
+# --- the direct reader: a stamp in guoku's shape whose seal is known ------------------------
+
+_SEQUENCE: Final = 0x30
+_OCTET_STRING: Final = 0x04
+_BIT_STRING: Final = 0x03
+_IA5_STRING: Final = 0x16
+_GENERALIZED_TIME: Final = 0x18
+_VERSIONS_DER: Final = {
+    core.Integer(ses.SES_VERSION_V4).dump(): ses.SES_VERSION_V4,
+    core.Integer(ses.SES_VERSION_V5).dump(): ses.SES_VERSION_V5,
+}
+_VERSION_DER_BYTES: Final = 3
+_SM2_WITH_SM3_DER: Final = bytes(core.ObjectIdentifier(ses.SM2_WITH_SM3).dump())
+_TIME_CHARS: Final = len("YYYYMMDDHHMMSSZ")
+_HASH_BYTES: Final = 32
+_MAX_LENGTH_BYTES: Final = 4
+
+
+class _NotDirect(Exception):
+    """Not in the shape the direct reader reads: asn1crypto reads (or refuses) it instead."""
+
+
+def _element(der: bytes, pos: int, end: int, tag: int) -> tuple[int, int]:
+    """Where the contents of the element at ``pos`` start and stop, if it has ``tag``, a
+    definite length in its one shortest (DER) form, and ends by ``end``."""
+    if pos + 2 > end or der[pos] != tag:
+        raise _NotDirect
+    first = der[pos + 1]
+    if first < 0x80:
+        start, length = pos + 2, first
+    else:
+        count = first - 0x80
+        start = pos + 2 + count
+        if not 0 < count <= _MAX_LENGTH_BYTES or start > end or der[pos + 2] == 0:
+            raise _NotDirect  # indefinite, too long, or a leading zero byte: not DER
+        length = int.from_bytes(der[pos + 2 : start], "big")
+        if length < 0x80:
+            raise _NotDirect  # the short form was required
+    if start + length > end:
+        raise _NotDirect
+    return start, start + length
+
+
+def _parse_signature_direct(der: bytes) -> SealSignature | None:
+    """The stamp guoku writes — ``SES_Signature`` { ``TBS_Sign`` { version 4 or 5, a seal in
+    :data:`_PARSED_SEALS`, GeneralizedTime ``YYYYMMDDHHMMSSZ``, a 32-byte dataHash BIT STRING,
+    a primitive ASCII IA5String }, OCTET STRING, the SM2-with-SM3 OID, BIT STRING } with no
+    optional fields — read in place; None for anything else (non-DER lengths, other tags, other
+    forms, trailing bytes), which asn1crypto then reads or refuses.
+
+    What it accepts it reads as asn1crypto does (the tests compare the two on fuzzed input);
+    the seal is the one parsed earlier from these exact bytes.
+    """
+    try:
+        end = len(der)
+        body, stop = _element(der, 0, end, _SEQUENCE)
+        tbs, tbs_end = _element(der, body, end, _SEQUENCE)
+        version = _VERSIONS_DER.get(der[tbs : tbs + _VERSION_DER_BYTES])
+        seal_at = tbs + _VERSION_DER_BYTES
+        seal_end = _element(der, seal_at, tbs_end, _SEQUENCE)[1]
+        seal = _known_seal(der, seal_at, seal_end)
+        time = _element(der, seal_end, tbs_end, _GENERALIZED_TIME)
+        signed_at = _generalized_time(der[time[0] : time[1]])
+        digest = _element(der, time[1], tbs_end, _BIT_STRING)
+        info = _element(der, digest[1], tbs_end, _IA5_STRING)
+        cert = _element(der, tbs_end, end, _OCTET_STRING)
+        alg_end = cert[1] + len(_SM2_WITH_SM3_DER)
+        signature = _element(der, alg_end, end, _BIT_STRING)
+        text = der[info[0] : info[1]]
+    except _NotDirect:
+        return None
+    if (
+        stop != end or version is None or seal is None or signed_at is None
+        or digest[1] - digest[0] != _HASH_BYTES + 1 or der[digest[0]] != 0
+        or info[1] != tbs_end or not text.isascii()
+        or der[cert[1] : alg_end] != _SM2_WITH_SM3_DER
+        or signature[1] != end or signature[0] == end or der[signature[0]] != 0
+    ):  # fmt: skip
+        return None
+    return SealSignature(
+        der=der,
+        version=version,
+        seal=seal,
+        signed_at=signed_at,
+        data_hash=der[digest[0] + 1 : digest[1]],
+        property_info=text.decode("ascii"),
+        signer_cert=_certificate(der[cert[0] : cert[1]], "signer"),
+        signature_alg_id=ses.SM2_WITH_SM3,
+        to_sign=der[body:tbs_end],
+        signature=der[signature[0] + 1 : end],
+        time_stamp=None,
+        seal_offset=seal_at - body,
+    )
+
+
+def _generalized_time(text: bytes) -> datetime | None:
+    """``YYYYMMDDHHMMSSZ`` (what guoku writes) as asn1crypto reads it, else None."""
+    if len(text) != _TIME_CHARS or text[-1:] != b"Z" or not text[:-1].isdigit():
+        return None
+    try:
+        return datetime(
+            int(text[0:4]), int(text[4:6]), int(text[6:8]), int(text[8:10]), int(text[10:12]),
+            int(text[12:14]), tzinfo=UTC,
+        )  # fmt: skip
+    except ValueError:
+        return None
 
 
 def _certificate(der: bytes, role: str) -> Certificate:
@@ -677,7 +810,25 @@ def _seal_from(seal: ses.SESSeal) -> Seal:
         return known
     parsed = _parse_seal_fields(seal, der)
     _PARSED_SEALS.put(der, parsed)
+    _SEAL_INDEX.put(_index_key(der, 0, len(der)), parsed)
     return parsed
+
+
+def _index_key(der: bytes, start: int, stop: int) -> bytes:
+    """The first and last :data:`_INDEX_BYTES` of ``der[start:stop]`` (its header, esealInfo's
+    start; the maker's signature) and its length."""
+    return b"".join((
+        der[start : start + _INDEX_BYTES], der[max(start, stop - _INDEX_BYTES) : stop],
+        (stop - start).to_bytes(4, "big"),
+    ))  # fmt: skip
+
+
+def _known_seal(der: bytes, start: int, stop: int) -> Seal | None:
+    """The parsed seal whose DER is exactly ``der[start:stop]``, if one was parsed."""
+    seal = _SEAL_INDEX.get(_index_key(der, start, stop))
+    if seal is None or len(seal.der) != stop - start or not der.startswith(seal.der, start):
+        return None
+    return seal
 
 
 def _parse_seal_fields(seal: ses.SESSeal, der: bytes) -> Seal:
