@@ -50,6 +50,7 @@ class Action(enum.StrEnum):
     REVISE = "revise"
     QUERY = "query"
     PRINT = "print"
+    FALLBACK = "fallback"
 
 
 ACTION_POST: Final[Mapping[Action, Post]] = MappingProxyType(
@@ -66,9 +67,11 @@ ACTION_POST: Final[Mapping[Action, Post]] = MappingProxyType(
         Action.ACCEPT: Post.RECEIVE,
         Action.RETURN: Post.RECEIVE,
         Action.PRINT: Post.PRINT,
+        Action.FALLBACK: Post.SEND,
     }
 )
-"""The post an action needs. QUERY needs any post of the user's party."""
+"""The post an action needs. QUERY needs any post of the user's party. The paper fallback
+(应急) is the sending post's: it changes how a sealed voucher travels (decision 0021)."""
 
 ACTION_EVENT: Final[Mapping[Action, Event]] = MappingProxyType(
     {
@@ -82,6 +85,7 @@ ACTION_EVENT: Final[Mapping[Action, Event]] = MappingProxyType(
         Action.RESTORE: Event.RESTORE,
         Action.REINSTATE: Event.REINSTATE,
         Action.REVISE: Event.REVISE,
+        Action.FALLBACK: Event.FALLBACK,
     }
 )
 

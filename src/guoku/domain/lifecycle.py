@@ -15,6 +15,12 @@ failed when the receiver refused the envelope with an error receipt (错误回�
 indeterminate when no receipt came within its time limit — never silently pending. A status
 query settles an indeterminate voucher (delivered, accepted, returned, failed) or, when the
 receiver never got it, sends it again.
+
+Emergency (应急, decision 0021): a voucher stuck on the wire (sent or indeterminate: the
+counterparty or the link is down) may be switched to the paper fallback once its time limit has
+passed; it is printed with an emergency mark and processed on paper, while its electronic copy
+stays queued. The receiver's answer settles it as usual (accepted or returned) once the link is
+back.
 """
 
 from __future__ import annotations
@@ -40,6 +46,8 @@ class State(enum.StrEnum):
     RETURNED = "returned"
     VOID = "void"
     SUPERSEDED = "superseded"
+    PAPER = "paper"
+    """应急纸质: processed on paper while the electronic copy waits for the link."""
 
 
 class Event(enum.StrEnum):
@@ -68,6 +76,8 @@ class Event(enum.StrEnum):
     """No receipt within the voucher's time limit."""
     RESEND = "resend"
     """The status query found the receiver never got it: the same message goes again."""
+    FALLBACK = "fallback"
+    """应急: switch a voucher stuck on the wire to the paper fallback (decision 0021)."""
 
 
 INITIAL_CREATED: Final = State.DRAFT
@@ -106,6 +116,10 @@ TRANSITIONS: Final[Mapping[tuple[State, Event], State]] = MappingProxyType(
         (State.RETURNED, Event.REVISE): State.SUPERSEDED,
         (State.VOID, Event.REVISE): State.SUPERSEDED,
         (State.FAILED, Event.REVISE): State.SUPERSEDED,
+        (State.SENT, Event.FALLBACK): State.PAPER,
+        (State.INDETERMINATE, Event.FALLBACK): State.PAPER,
+        (State.PAPER, Event.ACCEPT): State.ACCEPTED,
+        (State.PAPER, Event.RETURN): State.RETURNED,
     }
 )
 

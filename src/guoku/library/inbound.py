@@ -21,6 +21,7 @@ from guoku.domain import lifecycle
 from guoku.domain.errors import GuokuError, NotFound, PermissionDenied
 from guoku.domain.lifecycle import Event, State
 from guoku.library import messages as msg
+from guoku.library import paper
 from guoku.library.ports import iso
 from guoku.reconcile.realtime import realtime_check
 from guoku.security.crypto import sm3_hex
@@ -134,6 +135,7 @@ class Inbound:
                     kind=msg.DELIVERED, vt_code=row.vt_code, voucher_id=row.id,
                     payload=msg.dump(msg.Delivered(message_id, sm3_hex(payload),
                                                    doc.amount.fen)))
+        paper.on_arrival(uow, self.lib, row)  # processed on paper already: the same voucher
         return "stored", {"voucher_id": row.id}
 
     def _query(self, uow: UnitOfWork, sender: str, receiver: str, message_id: str,
@@ -216,7 +218,7 @@ class Inbound:
                 payload: bytes) -> Outcome:
         answer: msg.StatusAnswer = msg.load(msg.StatusAnswer, payload)
         row = self._sent_by_ref(uow, answer.ref, sender)
-        if row.state != State.INDETERMINATE.value:
+        if row.state not in (State.INDETERMINATE.value, State.PAPER.value):
             return "applied", None
         if answer.status == "unknown":
             self._settle(uow, row, Event.RESEND, sender, "resent: the receiver never got it")
@@ -239,7 +241,8 @@ class Inbound:
         """Vouchers past their time limit become indeterminate and are queried; those already
         indeterminate are queried again. Returns the number of queries sent."""
         limits = {State.SENT: delivery_limit, State.DELIVERED: answer_limit,
-                  State.INDETERMINATE: delivery_limit}
+                  State.INDETERMINATE: delivery_limit, State.PAPER: delivery_limit}
+        waiting = (State.INDETERMINATE, State.PAPER)  # queried again, the state stays
         sent = 0
         with UnitOfWork(self.lib.engine) as uow:
             for state, limit in limits.items():
@@ -247,7 +250,7 @@ class Inbound:
                     ref = self._voucher_message(uow, row)
                     if ref is None:
                         continue
-                    if state is not State.INDETERMINATE:
+                    if state not in waiting:
                         self._settle(uow, row, Event.TIME_OUT, row.receiver_party,
                                      f"no receipt within {limit}")
                     else:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Final, TypeVar
 
 from sqlalchemy import Engine
@@ -29,6 +30,7 @@ from guoku.domain.lifecycle import Event, State
 from guoku.domain.parties import PartyKind
 from guoku.domain.vouchers import voucher_type
 from guoku.library import messages as msg
+from guoku.library import paper
 from guoku.library.hooks import Hooks, NoHooks
 from guoku.library.inbound import Inbound
 from guoku.library.ports import Clock, Sealer, SealVerifier, iso, system_clock
@@ -43,6 +45,21 @@ T = TypeVar("T")
 
 MAX_PAGE_SIZE: Final = 500
 SYSTEM_ACTOR: Final = "system"
+
+
+UNIT_NOTICES: Final = frozenset({"5105", "2208", "2204", "2203"})
+"""Notices a bank sends to finance about a unit, which the unit reads and prints through
+finance's platform (002 §6: 到账通知书, 入账通知书, 退款通知书)."""
+
+
+def readable(user: User, row: VoucherRow) -> bool:
+    """Its party sent or received the voucher — or it is a unit and the voucher is a notice
+    its finance bureau received about it (``AgencyCode``)."""
+    if user.party.code in (row.sender_party, row.receiver_party):
+        return True
+    return (user.party.kind is PartyKind.UNIT and row.direction == "in"
+            and row.vt_code in UNIT_NOTICES
+            and from_xml(row.xml).header.get("AgencyCode") == user.party.code)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,9 +163,10 @@ class VoucherLibrary:
         self.hooks.on_event(uow.conn, row, event, state_after, at)
 
     def _load(self, uow: UnitOfWork, user: User, voucher_id: int) -> VoucherRow:
-        """A user sees only vouchers of its own tenant (admdiv) that its party sent or received."""
+        """A user sees only vouchers of its own tenant (admdiv) that its party sent or received
+        (or, for a unit, the notices about it: :func:`readable`)."""
         row = repo.get_voucher(uow.conn, voucher_id, [user.admdiv.code])
-        if user.party.code not in (row.sender_party, row.receiver_party):
+        if not readable(user, row):
             raise NotFound(f"no voucher {voucher_id}", voucher_id=voucher_id)
         return row
 
@@ -397,18 +415,22 @@ class VoucherLibrary:
                 reason: str | None) -> VoucherRow:
         def work(uow: UnitOfWork) -> VoucherRow:
             user = self._user(uow, username)
-            row = self._load(uow, user, voucher_id)
-            if row.direction != "in" or row.receiver_party != user.party.code:
-                raise PermissionDenied(f"only the receiver may {action.value} a voucher",
-                                       voucher_id=voucher_id)
-            new = self._transition(uow, user, row, action, reason, return_reason=reason)
-            receipt = msg.Receipt(new.admdiv, new.st_year, new.vt_code, new.voucher_no,
-                                  new.version, new.state, reason, new.updated_at)
-            self._enqueue(uow, new, new.receiver_party, new.sender_party, msg.RECEIPT,
-                          msg.dump(receipt))
-            return new
+            return self.answer_in(uow, user, self._load(uow, user, voucher_id), action, reason)
 
         return self._run(username, action, f"#{voucher_id}", work)
+
+    def answer_in(self, uow: UnitOfWork, user: User, row: VoucherRow, action: Action,
+                  reason: str | None) -> VoucherRow:
+        """签收 or 退回 ``row`` in the caller's transaction; the receipt goes back with it."""
+        if row.direction != "in" or row.receiver_party != user.party.code:
+            raise PermissionDenied(f"only the receiver may {action.value} a voucher",
+                                   voucher_id=row.id)
+        new = self._transition(uow, user, row, action, reason, return_reason=reason)
+        receipt = msg.Receipt(new.admdiv, new.st_year, new.vt_code, new.voucher_no,
+                              new.version, new.state, reason, new.updated_at)
+        self._enqueue(uow, new, new.receiver_party, new.sender_party, msg.RECEIPT,
+                      msg.dump(receipt))
+        return new
 
     def accept(self, username: str, voucher_id: int) -> VoucherRow:
         """签收: the receipt goes back to the sender in the same transaction."""
@@ -419,6 +441,34 @@ class VoucherLibrary:
         if not reason.strip():
             raise PermissionDenied("a return needs a reason")
         return self._answer(username, voucher_id, Action.RETURN, reason.strip())
+
+    # --- emergency: the paper fallback (应急, decision 0021) --------------------------------
+
+    def fallback(self, username: str, voucher_id: int, reason: str, *,
+                 after: timedelta) -> VoucherRow:
+        """应急: switch a voucher stuck on the wire (sent or indeterminate) to paper, once
+        ``after`` (the policy of its type, ``guoku.ops.fallback``) has passed since it was
+        sent. Its electronic copy stays queued; the receiver's answer settles it."""
+        if not reason.strip():
+            raise PermissionDenied("a switch to paper needs a reason")
+
+        def work(uow: UnitOfWork) -> VoucherRow:
+            user = self._user(uow, username)
+            row = self._load_own(uow, user, voucher_id, "out")
+            paper.check_due(uow.conn, row, self.clock(), after)
+            return self._transition(uow, user, row, Action.FALLBACK, reason.strip())
+
+        return self._run(username, Action.FALLBACK, f"#{voucher_id}", work)
+
+    def register_paper(self, username: str, facts: paper.PaperFacts) -> paper.PaperRecord:
+        """登记: the receiver records a paper voucher it processed (number, amount, date of the
+        paper) under its receiving post; the electronic copy, when it arrives, is matched."""
+
+        def work(uow: UnitOfWork) -> paper.PaperRecord:
+            user = self._user(uow, username)
+            return paper.register(uow, self, user, facts)
+
+        return self._run(username, Action.ACCEPT, facts.ref, work)
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -459,8 +509,7 @@ class VoucherLibrary:
             items, total = repo.query_vouchers(uow.conn, q or VoucherQuery(), tenants, page,
                                                page_size)
             if not all_tenants:
-                items = [r for r in items if user.party.code in (r.sender_party,
-                                                                   r.receiver_party)]
+                items = [r for r in items if readable(user, r)]
             return Page(items, total, page, page_size)
 
     def payee_check(self, username: str, voucher_id: int) -> AccountCheck | None:

@@ -439,3 +439,49 @@ api_tokens = Table(
 """A business system's bearer token for the HTTP service API (SM3 hash stored), scoped to one
 party and admdiv; the system acts as ``username``, a service user whose posts an administrator
 granted, so the library's post and separation-of-duties checks apply to it unchanged."""
+
+# --- operations: the paper fallback and archives (guoku.ops, decisions 0021 and 0022) ---------
+
+paper_vouchers = Table(
+    "paper_vouchers",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("admdiv", String(6), nullable=False),
+    Column("st_year", Integer, nullable=False),
+    Column("vt_code", String(4), nullable=False),
+    Column("voucher_no", String(42), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("sender_party", String(42), nullable=False),
+    Column("receiver_party", String(42), nullable=False),
+    Column("amount_fen", BigInteger, nullable=False),
+    Column("vou_date", String(8), nullable=False),
+    Column("registered_by", String(64), nullable=False),
+    Column("registered_at", TS, nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("voucher_id", Integer, ForeignKey("vouchers.id"), nullable=True),
+    Column("matched_at", TS, nullable=True),
+    Column("detail", Text, nullable=True),
+    UniqueConstraint("admdiv", "st_year", "vt_code", "voucher_no", "version", "sender_party",
+                     name="uq_paper_vouchers_key"),
+    CheckConstraint("status IN ('registered', 'matched', 'mismatch')",
+                    name="ck_paper_vouchers_status"),
+)
+"""应急纸质凭证登记: a paper voucher the receiver processed while the link was down, by its
+number, amount and date. When the electronic copy arrives it is the same voucher: matched
+(and accepted once, for the registrar) or, when the paper says otherwise, a mismatch."""
+
+archives = Table(
+    "archives",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("archive_id", String(64), nullable=False, unique=True),
+    Column("cutoff", String(8), nullable=False),
+    Column("manifest_sm3", String(64), nullable=False),
+    Column("vouchers", Integer, nullable=False),
+    Column("amount_fen", BigInteger, nullable=False),
+    Column("made_at", TS, nullable=False),
+    Column("made_by", String(64), nullable=False),
+    Column("purged_at", TS, nullable=True),
+)
+"""Every signed archive the node wrote (``guoku archive``), and when its rows left the live
+database (``--purge``)."""

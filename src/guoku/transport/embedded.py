@@ -3,6 +3,8 @@
 Same messaging code as production (sealed, encrypted, signed envelopes through each node's
 outbox and inbox); only the broker is a dict of deques. ``pump`` runs until no node has
 anything left to publish or consume. ``duplicate=True`` delivers every envelope twice.
+A node named in ``down`` is unavailable: it neither publishes nor consumes, and what is sent to
+it waits in its queue (as in a durable broker queue) until it is back.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ class EmbeddedTransport:
     queues: dict[str, deque[bytes]] = field(default_factory=dict)
     published: int = 0
     delivered: int = 0
+    down: set[str] = field(default_factory=set)
 
     def publish(self, receiver_node: str, envelope_id: str, body: bytes) -> None:
         self.queues.setdefault(receiver_node, deque()).append(body)
@@ -30,13 +33,13 @@ class EmbeddedTransport:
         moved_total = 0
         while True:
             moved = 0
-            for messenger in nodes.values():
+            for messenger in (m for n, m in nodes.items() if n not in self.down):
                 for envelope in messenger.pending():
                     self.publish(envelope.receiver_node, envelope.envelope_id, envelope.body)
                     messenger.mark_published(envelope)
                     moved += 1
             for name, queue in self.queues.items():
-                while queue:
+                while queue and name not in self.down:
                     body = queue.popleft()
                     for _ in range(2 if duplicate else 1):
                         nodes[name].handle(body)

@@ -44,6 +44,7 @@ def test_each_action_needs_the_post_of_the_person_who_does_it_in_the_seeds() -> 
         Action.ACCEPT: Post.RECEIVE,
         Action.RETURN: Post.RECEIVE,
         Action.PRINT: Post.PRINT,
+        Action.FALLBACK: Post.SEND,
     }
 
 

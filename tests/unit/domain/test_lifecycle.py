@@ -87,6 +87,10 @@ def test_exactly_these_moves_are_allowed_and_no_others() -> None:
         (State.INDETERMINATE, Event.RESEND, State.SENT),
         (State.FAILED, Event.VOID, State.VOID),
         (State.FAILED, Event.REVISE, State.SUPERSEDED),
+        (State.SENT, Event.FALLBACK, State.PAPER),
+        (State.INDETERMINATE, Event.FALLBACK, State.PAPER),
+        (State.PAPER, Event.ACCEPT, State.ACCEPTED),
+        (State.PAPER, Event.RETURN, State.RETURNED),
     }
 
 
@@ -107,7 +111,8 @@ def test_an_illegal_move_is_a_guoku_error_with_a_stable_code_and_a_readable_mess
         next_state(State.SENT, Event.VOID)
     assert caught.value.code == "ILLEGAL_TRANSITION"
     assert "void" in caught.value.message and "sent" in caught.value.message
-    assert caught.value.to_dict()["allowed"] == ["accept", "deliver", "fail", "return", "time_out"]
+    assert caught.value.to_dict()["allowed"] == ["accept", "deliver", "fail", "fallback", "return",
+                                                 "time_out"]
 
 
 def test_a_created_voucher_starts_in_draft_and_a_received_one_in_received() -> None:
@@ -186,7 +191,7 @@ def test_unchecking_returns_a_checked_voucher_to_draft_but_not_a_sealed_one() ->
 
 
 @pytest.mark.parametrize("source", [State.SENT, State.RECEIVED, State.DELIVERED,
-                                    State.INDETERMINATE])
+                                    State.INDETERMINATE, State.PAPER])
 def test_a_voucher_in_flight_settles_as_accepted_or_returned(source: State) -> None:
     assert {Event.ACCEPT, Event.RETURN} <= set(allowed_events(source))
     assert next_state(source, Event.ACCEPT) is State.ACCEPTED
@@ -228,4 +233,38 @@ def test_a_voucher_without_receipt_is_never_silently_pending() -> None:
     assert next_state(State.SENT, Event.TIME_OUT) is State.INDETERMINATE
     assert next_state(State.DELIVERED, Event.TIME_OUT) is State.INDETERMINATE
     settled = {t for (s, e), t in TRANSITIONS.items() if s is State.INDETERMINATE}
-    assert settled == {State.DELIVERED, State.ACCEPTED, State.RETURNED, State.FAILED, State.SENT}
+    assert settled == {State.DELIVERED, State.ACCEPTED, State.RETURNED, State.FAILED, State.SENT,
+                       State.PAPER}
+
+
+# --- the paper fallback (应急, decision 0021) ---------------------------------------------------
+
+
+def test_only_a_voucher_stuck_on_the_wire_may_fall_back_to_paper() -> None:
+    sources = {s for (s, e) in TRANSITIONS if e is Event.FALLBACK}
+    assert sources == {State.SENT, State.INDETERMINATE}
+    assert {t for (_, e), t in TRANSITIONS.items() if e is Event.FALLBACK} == {State.PAPER}
+    for state in set(State) - sources:
+        with pytest.raises(IllegalTransition):
+            next_state(state, Event.FALLBACK)
+
+
+def test_a_paper_voucher_settles_only_by_the_receivers_answer() -> None:
+    assert set(allowed_events(State.PAPER)) == {Event.ACCEPT, Event.RETURN}
+    for event in (Event.VOID, Event.SEND, Event.RESEND, Event.DELIVER, Event.FAIL,
+                  Event.TIME_OUT, Event.FALLBACK, Event.REVISE):
+        with pytest.raises(IllegalTransition):
+            next_state(State.PAPER, event)
+
+
+def test_a_paper_voucher_was_sealed_and_sent_first() -> None:
+    without_sent = {k: t for k, t in TRANSITIONS.items() if State.SENT not in (k[0], t)}
+    assert State.PAPER not in _reachable({State.DRAFT}, without_sent)
+
+
+def test_link_down_then_paper_then_the_receivers_acceptance() -> None:
+    state = INITIAL_CREATED
+    for event in (Event.CHECK, Event.SEAL, Event.SEND, Event.TIME_OUT, Event.FALLBACK,
+                  Event.ACCEPT):
+        state = next_state(state, event)
+    assert state is State.ACCEPTED
