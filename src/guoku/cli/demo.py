@@ -32,5 +32,11 @@ def demo_cmd(
             f"({report.audit_entries} entries); trust anchors in {workdir / 'trust'}; "
             f"{report.seconds:.1f} s"
         )
+        console.print(
+            f"Web: `guoku web --workdir {workdir}` and `guoku key-agent --workdir {workdir}`, "
+            "then open http://127.0.0.1:8000/ (counter: /counter, monitor: /monitor, console: "
+            "/console, API: /openapi.json); clerks unit-533103-entry/-review/-seal/-recv, "
+            "password guoku-demo, USB-key PIN 246810"
+        )
     failed = report.audit_chain != "ok" or any(v != "ok" for v in report.flows.values())
     raise typer.Exit(1 if failed else 0)

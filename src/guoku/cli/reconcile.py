@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from itertools import chain
 from pathlib import Path
 
 import typer
@@ -45,25 +44,9 @@ def _engines(workdir: Path | None, nodes: list[str] | None) -> dict[str, Engine]
 def _breaks(engines: dict[str, Engine], layers: list[int], day: str | None,
             month: str | None) -> Iterator[object]:
     from guoku.province import demo_province
-    from guoku.reconcile.layer1 import layer1
-    from guoku.reconcile.layer2 import layer2
-    from guoku.reconcile.layer3 import layer3
+    from guoku.reconcile.province import province_breaks
 
-    spec = demo_province()
-    parties = {n.name: n.parties for n in spec.nodes if n.name in engines}
-    banks = [n for n in parties if n.startswith("bank")]
-    streams: list[Iterator[object]] = []
-    if 1 in layers:
-        pairs = [("finance", b) for b in banks] + [("finance", "pboc")] + \
-            [(b, "pboc") for b in banks]
-        streams += [layer1(engines[a], parties[a], engines[b], parties[b], day=day,
-                           month=month) for a, b in pairs]
-    if 2 in layers:
-        streams += [layer2(engines[name], day=day, month=month) for name in engines]
-    if 3 in layers:
-        streams.append(layer3(engines["finance"], [engines[b] for b in banks],
-                              engines["pboc"], day=day, month=month))
-    return chain.from_iterable(streams)
+    return province_breaks(engines, demo_province(), layers, day, month)
 
 
 @app.callback()

@@ -5,7 +5,8 @@ Lays out under one directory::
     ca/                         the deployment CA (root + issuing), keys encrypted at rest
     trust/                      what an offline verifier needs: CA certificates and CRLs
     signing/<node>/             each node's signing server: institution keys and official seals
-    usb/<username>.token        each sealing clerk's USB key: key pair, personal certificate,
+    usb/<username>.token        each clerk's USB key: key pair and personal certificate (what
+                                the web sign-in checks); a sealing clerk's also holds the
                                 personal seal (私章)
     directory/<party>.pem       every party's institution certificate (to encrypt envelopes to)
     secrets.json                the signing-server client tokens of each node (0600)
@@ -110,8 +111,7 @@ def provision(
     for node in province.nodes:
         tokens[node.name] = _node_signing_server(root, ca, province, node, maker, secrets, now)
     for user in province.users:
-        if Post.SEAL in user.posts:
-            _usb_key(root, ca, province.party(user.party), user, maker, secrets, now)
+        _usb_key(root, ca, province.party(user.party), user, maker, secrets, now)
     ca.export_trust(root / "trust", now)
     secrets_file = root / "secrets.json"
     secrets_file.write_text(json.dumps(tokens, indent=2))
@@ -169,6 +169,9 @@ def _usb_key(
     public = token.generate_sm2_key(USB_KEY_LABEL)
     cert = ca.issue_personal(user.username, party.code, user.name, public, now)
     token.store_certificate(USB_CERT_LABEL, cert.der)
+    if Post.SEAL not in user.posts:
+        token.logout()
+        return
     seal = _make_seal(f"{user.username}-personal", user.name, SealKind.PERSONAL, [cert], maker,
                       now)
     token.store_object(USB_SEAL_LABEL, seal)

@@ -1,0 +1,132 @@
+"""Sign-in and sign-out: password, then the USB key's signature over a server challenge.
+
+Every failure looks the same to the client (one message, status 401) so the form tells an
+attacker nothing about which half failed or whether the user exists; the audit log and the
+``login_attempts`` table record the reason. Too many failures answer 429 before any password
+is checked (:mod:`guoku.web.sessions`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Request, Response
+from fastapi.responses import JSONResponse, RedirectResponse
+from sqlalchemy import Engine
+
+from guoku.domain.errors import GuokuError
+from guoku.library.admin import check_password
+from guoku.security.certs import TrustStore
+from guoku.security.sealing import VoucherVerifier
+from guoku.web import sessions
+from guoku.web.context import WebContext, get_context
+from guoku.web.keylogin import Challenges, KeyLoginFailed, KeySignature, verify_key_signature
+from guoku.web.security import COOKIE, check_csrf
+from guoku.web.templates import page
+
+router = APIRouter(include_in_schema=False)
+Ctx = Annotated[WebContext, Depends(get_context)]
+FAILED = "用户名、密码或U盾验证未通过"
+
+
+def origin_of(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+def _challenges(request: Request) -> Challenges:
+    challenges: Challenges = request.app.state.challenges
+    return challenges
+
+
+def trust_of(ctx: WebContext, party: str) -> TrustStore:
+    """The trust anchors the party's node verifies seals with (CA roots and CRLs)."""
+    if ctx.workspace is not None:
+        return ctx.workspace.trust
+    verifier = ctx.library(party).verifier
+    if not isinstance(verifier, VoucherVerifier):
+        raise KeyLoginFailed("this node has no trust store to check USB keys against")
+    return verifier.trust
+
+
+def safe_next(target: str | None) -> str:
+    """Only a path on this site (no open redirect through ``next``)."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/"
+
+
+@router.get("/login")
+def login_form(request: Request, next: str = "/") -> Response:
+    return page(request, "login.html", next=safe_next(next),
+                agent_url=request.app.state.key_agent_url)
+
+
+@router.post("/login/challenge")
+def challenge(request: Request, username: Annotated[str, Form(max_length=64)]) -> Response:
+    try:
+        text = _challenges(request).issue(origin_of(request), username)
+    except KeyLoginFailed as exc:
+        return JSONResponse({"code": exc.code, "message": exc.message}, 400)
+    return JSONResponse({"challenge": text})
+
+
+def _b64(value: str) -> bytes:
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise KeyLoginFailed("the key's answer is not base64") from None
+
+
+@router.post("/login")
+def login(
+    request: Request, ctx: Ctx,
+    username: Annotated[str, Form(max_length=64)],
+    password: Annotated[str, Form(max_length=256)],
+    challenge: Annotated[str, Form(max_length=512)] = "",
+    certificate: Annotated[str, Form(max_length=8192)] = "",
+    signature: Annotated[str, Form(max_length=512)] = "",
+    next: Annotated[str, Form(max_length=512)] = "/",
+) -> Response:
+    now = ctx.clock()
+    client = request.client.host if request.client else "unknown"
+    engines = list({id(n.engine): n.engine for n in ctx.nodes.values()}.values())
+    spec = ctx.user_spec(username)
+    engine: Engine = (ctx.engine(spec.party) if spec else engines[0])
+
+    def refuse(status: int, message: str) -> Response:
+        return page(request, "login.html", status_code=status, error=message,
+                    next=safe_next(next), agent_url=request.app.state.key_agent_url)
+
+    if sessions.blocked(engines, username, client, now):
+        return refuse(429, "尝试次数过多，请十五分钟后再试")
+    try:
+        if spec is None or not check_password(password, sessions.password_hash(engine,
+                                                                                username)):
+            raise KeyLoginFailed("wrong user name or password")
+        _challenges(request).check(challenge, origin_of(request), username, now.timestamp())
+        verify_key_signature(trust_of(ctx, spec.party), challenge,
+                             KeySignature(_b64(certificate), _b64(signature)), username,
+                             spec.party, now)
+    except GuokuError as exc:
+        sessions.record_attempt(engine, username, client, False, now,
+                                spec.admdiv if spec else "000000", exc.message)
+        return refuse(401, FAILED)
+    sessions.record_attempt(engine, username, client, True, now, spec.admdiv)
+    node = ctx.province.node_of(spec.party).name
+    cookie, _ = sessions.start(engine, node, username, spec.party, spec.admdiv, now)
+    response = RedirectResponse(safe_next(next), status_code=303)
+    response.set_cookie(COOKIE, cookie, max_age=sessions.ABSOLUTE_S, path="/", httponly=True,
+                        samesite="strict", secure=request.url.scheme == "https")
+    return response
+
+
+@router.post("/logout", dependencies=[Depends(check_csrf)])
+def logout(request: Request, ctx: Ctx) -> Response:
+    """Ends the session server-side: a copied cookie is dead from now on too."""
+    session: sessions.Session = request.state.session
+    sessions.end(ctx.nodes[session.node].engine, session, ctx.clock())
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(COOKIE, path="/")
+    return response
