@@ -40,6 +40,13 @@ _GROUPS: tuple[tuple[str, str | None], ...] = (
     ("mq", "mq"),
     ("flow", "flow"),
     ("reconcile", "reconcile"),
+    ("deploy", "deploy"),
+    ("api_token", "api-token"),
+    ("fallback", "fallback"),
+    ("backup", None),
+    ("archive", "archive"),
+    ("web", None),
+    ("key_agent", None),
 )
 
 

@@ -26,6 +26,7 @@ from guoku.cli._common import DbOption, JsonOption, console, print_json, table
 from guoku.cli.node import Broker, Prefix
 from guoku.domain.errors import Conflict, GuokuError, NotFound
 from guoku.library.ports import iso
+from guoku.node.partitions import partition_of
 from guoku.security.crypto import sm3_hex
 from guoku.store import audit
 from guoku.store.engine import make_engine, resolve_url
@@ -39,6 +40,9 @@ dead_app = typer.Typer(help="Dead letters: list, show, replay.", no_args_is_help
 app.add_typer(dead_app, name="dead-letters")
 
 LetterId = Annotated[int, typer.Argument(help="Dead-letter id (from `list`).", min=1)]
+Partitions = Annotated[int | None, typer.Option(
+    "--partitions", min=1, max=256,
+    help="The deployment's partitions (`guoku node run --partitions`); default: one queue.")]
 
 
 @app.command("declare")
@@ -49,13 +53,17 @@ def declare_cmd(
     delivery_limit: Annotated[int, typer.Option(
         "--delivery-limit", min=1, max=100,
         help="Failed deliveries before a message is dead-lettered.")] = DEFAULT_DELIVERY_LIMIT,
+    partitions: Partitions = None,
 ) -> None:
     """Declare each node's queue, dead-letter queue and the dead-letter exchange (idempotent)."""
     transport = AmqpTransport(broker, prefix=prefix, delivery_limit=delivery_limit)
     try:
         for name in nodes:
-            transport.declare(name)
-            console.print(f"{transport.queue_name(name)}: declared", highlight=False)
+            transport.declare(name, partitions)
+            queues = transport.queue_name(name)
+            if partitions is not None:
+                queues += f".0..{partitions - 1}"
+            console.print(f"{queues}: declared", highlight=False)
     finally:
         transport.close()
 
@@ -143,8 +151,10 @@ def replay_cmd(
     operator: Annotated[str | None, typer.Option(
         "--operator", help="Who replays, for the audit log (default: the login name).")] = None,
     as_json: bool = JsonOption,
+    partitions: Partitions = None,
 ) -> None:
-    """Publish the body to its queue again (confirmed by the broker), then stamp replayed_at."""
+    """Publish the body to its queue again (confirmed by the broker), then stamp replayed_at;
+    with ``--partitions``, to the partition of the envelope's division."""
     engine = _engine(db)
     row = _row(engine, letter_id)
     if row.replayed_at is not None and not force:
@@ -153,7 +163,9 @@ def replay_cmd(
     transport = AmqpTransport(broker, prefix=prefix)
     try:
         node = transport.topology.node_of_queue(row.queue)
-        transport.replay(node, row.body, row.envelope_id)
+        partition = (None if partitions is None
+                     else partition_of(read_head(row.body).admdiv, partitions))
+        transport.replay(node, row.body, row.envelope_id, partition=partition)
     finally:
         transport.close()
     at = iso(datetime.now(UTC))

@@ -14,8 +14,9 @@ from pathlib import Path
 from guoku.books.ledger import BusinessLedger
 from guoku.books.payee_hooks import PayeeChecks
 from guoku.books.quota_hooks import FinanceQuota
-from guoku.bootstrap import Node, build_node
+from guoku.bootstrap import Node, build_node, open_engine
 from guoku.domain.parties import PartyKind
+from guoku.library.admin import install
 from guoku.library.hooks import AllHooks, Hooks
 from guoku.library.ports import Clock, system_clock
 from guoku.province import NodeSpec, ProvinceSpec, demo_province
@@ -109,10 +110,23 @@ def assemble(
     return AssembledNode(node, messenger, service)
 
 
+def prepare_database(db_url: str, province: ProvinceSpec, spec: NodeSpec,
+                     password: str = DEMO_PASSWORD) -> None:
+    """Migrate and seed a node's database once, before its worker processes start (so they
+    never race each other through the migrations)."""
+    engine = open_engine(db_url)
+    try:
+        install(engine, province, spec, default_password=password)
+    finally:
+        engine.dispose()
+
+
 def build_messenger(home: Path, node_name: str, db_url: str,
-                    signing_url: str | None = None) -> Messenger:
-    """For `guoku node run`: the node named (or serving the party) ``node_name``."""
-    province = demo_province()
+                    signing_url: str | None = None,
+                    province: ProvinceSpec | None = None) -> Messenger:
+    """For `guoku node run`: the node named (or serving the party) ``node_name`` of
+    ``province`` (the demo's when None)."""
+    province = province or demo_province()
     return assemble(home, resolve_node(province, node_name), db_url,
                     secrets=secrets_from_env(), province=province,
                     signing_url=signing_url).messenger

@@ -208,11 +208,18 @@ class NodeRuntime:
     def _relay_once(self) -> int:
         """Publish the oldest pending envelopes in order; stop at the first failure (the rest
         wait in the outbox, so a receiver never sees them out of order)."""
-        envelopes = self.messenger.pending(self.batch)
+        return self._relay(self.messenger.pending(self.batch), self._publish)
+
+    def _publish(self, envelope: OutgoingEnvelope) -> None:
+        self.transport.publish(envelope.receiver_node, envelope.envelope_id, envelope.body)
+
+    def _relay(self, envelopes: list[OutgoingEnvelope],
+               publish: Callable[[OutgoingEnvelope], None]) -> int:
+        """Publish (confirmed) and mark each envelope in turn; stop when asked to."""
         for envelope in envelopes:
             if self._stop.is_set():
                 break
-            self.transport.publish(envelope.receiver_node, envelope.envelope_id, envelope.body)
+            publish(envelope)
             self.messenger.mark_published(envelope)
             with self._lock:
                 self.counters.published += 1
@@ -248,9 +255,12 @@ class NodeRuntime:
             log.error("dead letter %s from %s: %s after %d deliveries", envelope_id, queue,
                       reason, attempts)
 
-        moved = self.transport.drain_dead_letters(self.node, sink)
+        moved = self._drain_into(sink)
         with self._lock:
             self.counters.dead_letters += moved
+
+    def _drain_into(self, sink: DeadLetterSink) -> int:
+        return self.transport.drain_dead_letters(self.node, sink)
 
     def _sweep(self) -> None:
         swept = self.messenger.sweep()

@@ -12,6 +12,12 @@ limit, and a sender that declared a receiver's queue would freeze its own choice
          ▼
     <prefix>.dead.<node>   durable quorum queue, drained into the node's ``dead_letters`` table
 
+A node scaled out over several worker processes (``guoku node run --partitions P``) has P
+queues instead of one, ``<prefix>.node.<node>.<k>`` for k in 0..P-1, each with a single active
+consumer; a sender puts an envelope in the partition of its division
+(:func:`guoku.node.partitions.partition_of`), so one voucher's messages stay in order while
+partitions are worked in parallel. Every partition dead-letters into the one dead queue.
+
 Guarantees, each the smallest that exactly-once on top needs:
 
 - ``publish`` returns only after the broker confirmed the persistent message into the queue
@@ -130,8 +136,12 @@ class Topology:
 
     prefix: str
 
-    def queue(self, node: str) -> str:
-        return self._name("node", node)
+    def queue(self, node: str, partition: int | None = None) -> str:
+        name = self._name("node", node)
+        if partition is None:
+            return name
+        assert partition >= 0
+        return self._fits(f"{name}.{partition}")
 
     def dead_queue(self, node: str) -> str:
         return self._name("dead", node)
@@ -145,12 +155,18 @@ class Topology:
         head = f"{self.prefix}.node."
         if not queue.startswith(head):
             raise BrokerMisconfigured(f"queue {queue!r} is not a node queue under {head}*")
-        return queue[len(head):]
+        node, _, partition = queue[len(head):].partition(".")
+        if partition and not partition.isdigit():
+            raise BrokerMisconfigured(f"queue {queue!r} is not a node queue under {head}*")
+        return node
 
     def _name(self, kind: str, node: str) -> str:
         if not _NODE_NAME.match(node):
             raise BrokerMisconfigured(f"node name {node!r} is not [A-Za-z0-9][A-Za-z0-9_-]*")
-        name = f"{self.prefix}.{kind}.{node}"
+        return self._fits(f"{self.prefix}.{kind}.{node}")
+
+    @staticmethod
+    def _fits(name: str) -> str:
         if len(name) > MAX_QUEUE_NAME:
             raise BrokerMisconfigured(f"queue name {name!r} is longer than {MAX_QUEUE_NAME}")
         return name
@@ -163,7 +179,7 @@ class _Session:
     connection: Any
     channel: Any
     owner: threading.Thread
-    declared: set[str] = field(default_factory=set)
+    declared: set[tuple[str, int | None]] = field(default_factory=set)
 
 
 class AmqpTransport:
@@ -189,17 +205,21 @@ class AmqpTransport:
 
     # -- the Transport protocol ------------------------------------------------------------
 
-    def publish(self, receiver_node: str, envelope_id: str, body: bytes) -> None:
-        self._publish(receiver_node, envelope_id, body)
+    def publish(self, receiver_node: str, envelope_id: str, body: bytes, *,
+                partition: int | None = None) -> None:
+        """``partition``: the receiver's partition queue (None: its single queue)."""
+        self._publish(receiver_node, envelope_id, body, partition)
 
-    def consume(self, node: str, handler: Handler, stop: threading.Event) -> None:
+    def consume(self, node: str, handler: Handler, stop: threading.Event, *,
+                partition: int | None = None) -> None:
         reconnect = Backoff(self._reconnect.initial, self._reconnect.maximum)
         retry = Backoff(self._retry.initial, self._retry.maximum, self._retry.factor)
         while not stop.is_set():
             try:
-                self._consume_connected(node, handler, stop, reconnect, retry)
+                self._consume_connected(node, partition, handler, stop, reconnect, retry)
             except _BROKER_ERRORS as exc:
-                error = _translate(exc, f"consume {node} at {self.where}")
+                error = _translate(exc, f"consume {self.topology.queue(node, partition)} at "
+                                   f"{self.where}")
                 if isinstance(error, BrokerMisconfigured):
                     raise error from exc
                 delay = reconnect.next()
@@ -222,10 +242,13 @@ class AmqpTransport:
                     session.connection.add_callback_threadsafe(session.connection.close)
         self._local.session = None
 
-    def declare(self, node: str) -> None:
-        """Declare ``node``'s queues and the dead-letter exchange (idempotent; a queue that
-        exists with other arguments raises :class:`BrokerMisconfigured`)."""
-        self._run(f"declare {node}", lambda _session: None, declare=node)
+    def declare(self, node: str, partitions: int | None = None) -> None:
+        """Declare ``node``'s queues (its single queue, or ``partitions`` partition queues) and
+        the dead-letter exchange (idempotent; a queue that exists with other arguments raises
+        :class:`BrokerMisconfigured`)."""
+        for partition in _partitions(partitions):
+            self._run(f"declare {node}", lambda _session: None, declare=node,
+                      partition=partition)
 
     def queue_name(self, node: str) -> str:
         """The queue ``node`` consumes (what ``dead_letters.queue`` records)."""
@@ -233,7 +256,8 @@ class AmqpTransport:
 
     # -- dead letters ----------------------------------------------------------------------
 
-    def drain_dead_letters(self, node: str, sink: DeadLetterSink, *, limit: int = MAX_DRAIN) -> int:
+    def drain_dead_letters(self, node: str, sink: DeadLetterSink, *, limit: int = MAX_DRAIN,
+                           partitions: int | None = None) -> int:
         """Move up to ``limit`` messages from ``<prefix>.dead.<node>`` into ``sink``.
 
         Each is acked only after ``sink`` returned; if ``sink`` raises, that message goes back
@@ -257,27 +281,32 @@ class AmqpTransport:
                 moved += 1
             return moved
 
-        return self._run(f"drain {dead}", drain, declare=node)
+        return self._run(f"drain {dead}", drain, declare=node,
+                         partition=None if partitions is None else 0)
 
-    def replay(self, node: str, body: bytes, envelope_id: str | None = None) -> None:
+    def replay(self, node: str, body: bytes, envelope_id: str | None = None, *,
+               partition: int | None = None) -> None:
         """Publish a dead letter's body to ``node``'s queue again (a fresh delivery count)."""
-        self._publish(node, envelope_id, body)
+        self._publish(node, envelope_id, body, partition)
 
-    def queue_depth(self, node: str) -> tuple[int, int]:
-        """``(ready messages in the node queue, in its dead queue)`` for health and tests."""
+    def queue_depth(self, node: str, partitions: int | None = None) -> tuple[int, int]:
+        """``(ready messages in the node's queues, in its dead queue)`` for health and tests."""
         def depth(session: _Session) -> tuple[int, int]:
-            main = session.channel.queue_declare(self.topology.queue(node), passive=True)
+            main = sum(int(session.channel.queue_declare(self.topology.queue(node, p),
+                                                         passive=True).method.message_count)
+                       for p in _partitions(partitions))
             dead = session.channel.queue_declare(self.topology.dead_queue(node), passive=True)
-            return int(main.method.message_count), int(dead.method.message_count)
+            return main, int(dead.method.message_count)
 
         return self._run(f"inspect {node}", depth)
 
-    def delete_topology(self, node: str) -> None:
+    def delete_topology(self, node: str, partitions: int | None = None) -> None:
         """Delete ``node``'s queues (tests and decommissioning; never on a live node)."""
         def delete(session: _Session) -> None:
-            session.channel.queue_delete(self.topology.queue(node))
+            for partition in _partitions(partitions):
+                session.channel.queue_delete(self.topology.queue(node, partition))
+                session.declared.discard((node, partition))
             session.channel.queue_delete(self.topology.dead_queue(node))
-            session.declared.discard(node)
 
         self._run(f"delete {node}", delete)
 
@@ -287,24 +316,26 @@ class AmqpTransport:
 
     # -- internals -------------------------------------------------------------------------
 
-    def _publish(self, node: str, message_id: str | None, body: bytes) -> None:
+    def _publish(self, node: str, message_id: str | None, body: bytes,
+                 partition: int | None = None) -> None:
         properties = pika.BasicProperties(
             delivery_mode=pika.DeliveryMode.Persistent, message_id=message_id,
             content_type="application/xml", timestamp=int(time.time()),
         )
-        queue = self.topology.queue(node)
+        queue = self.topology.queue(node, partition)
         self._run(f"publish {message_id} to {node}", lambda session: session.channel.basic_publish(
             exchange="", routing_key=queue, body=body, properties=properties, mandatory=True))
 
-    def _run(self, doing: str, work: Callable[[_Session], T], *, declare: str | None = None) -> T:
+    def _run(self, doing: str, work: Callable[[_Session], T], *, declare: str | None = None,
+             partition: int | None = None) -> T:
         """``work`` on this thread's session. A cached connection may have died while idle
         (broker restart): then ``work`` runs once more on a new one. Repeating a publish at worst
         duplicates it, and the receiver's inbox drops the duplicate."""
         try:
-            with self._session_for(doing, declare=declare) as session:
+            with self._session_for(doing, declare=declare, partition=partition) as session:
                 return work(session)
         except _StaleConnection:
-            with self._session_for(doing, declare=declare) as session:
+            with self._session_for(doing, declare=declare, partition=partition) as session:
                 return work(session)
 
     def _current(self) -> _Session | None:
@@ -315,7 +346,8 @@ class AmqpTransport:
         return session
 
     @contextmanager
-    def _session_for(self, doing: str, *, declare: str | None = None) -> Iterator[_Session]:
+    def _session_for(self, doing: str, *, declare: str | None = None,
+                     partition: int | None = None) -> Iterator[_Session]:
         """This thread's session (with the ``declare`` node's topology declared); a broker error
         drops the connection (the next call opens a new one) and surfaces as a guoku error."""
         session = self._current()
@@ -323,9 +355,9 @@ class AmqpTransport:
         try:
             if session is None:
                 session = self._open_session()
-            if declare is not None and declare not in session.declared:
-                self._declare(session.channel, declare)
-                session.declared.add(declare)
+            if declare is not None and (declare, partition) not in session.declared:
+                self._declare(session.channel, declare, partition)
+                session.declared.add((declare, partition))
             yield session
         except _BROKER_ERRORS as exc:
             refused = isinstance(exc, _MESSAGE_REFUSED)
@@ -354,13 +386,16 @@ class AmqpTransport:
             self._local.session = None
         _close_quietly(session.connection)
 
-    def _declare(self, channel: Any, node: str) -> None:
+    def _declare(self, channel: Any, node: str, partition: int | None = None) -> None:
         t = self.topology
         channel.exchange_declare(t.dlx, exchange_type="direct", durable=True)
         channel.queue_declare(t.dead_queue(node), durable=True,
                               arguments={"x-queue-type": "quorum"})
         channel.queue_bind(t.dead_queue(node), t.dlx, routing_key=t.dead_queue(node))
-        channel.queue_declare(t.queue(node), durable=True, arguments={
+        # A partition is worked by one consumer at a time, whatever the workers' leases say.
+        single = {} if partition is None else {"x-single-active-consumer": True}
+        channel.queue_declare(t.queue(node, partition), durable=True, arguments={
+            **single,
             "x-queue-type": "quorum",
             "x-delivery-limit": self.delivery_limit,
             "x-dead-letter-exchange": t.dlx,
@@ -371,18 +406,19 @@ class AmqpTransport:
         })
 
     def _consume_connected(
-        self, node: str, handler: Handler, stop: threading.Event, reconnect: Backoff,
-        retry: Backoff,
+        self, node: str, partition: int | None, handler: Handler, stop: threading.Event,
+        reconnect: Backoff, retry: Backoff,
     ) -> None:
         connection = pika.BlockingConnection(self._parameters)
+        queue = self.topology.queue(node, partition)
         try:
             channel = connection.channel()
-            self._declare(channel, node)
+            self._declare(channel, node, partition)
             channel.basic_qos(prefetch_count=self.prefetch)
             reconnect.reset()
-            log.info("consuming %s", self.topology.queue(node))
+            log.info("consuming %s", queue)
             for method, _properties, body in channel.consume(
-                self.topology.queue(node), inactivity_timeout=POLL_SECONDS
+                queue, inactivity_timeout=POLL_SECONDS
             ):
                 if stop.is_set():
                     break  # not in hand yet: it goes back to the queue
@@ -429,6 +465,14 @@ class AmqpTransport:
         else:
             attempts = int(first.get("count") or 1)
         return f"{reason or 'unknown'} in {queue or 'unknown queue'}", attempts
+
+
+def _partitions(partitions: int | None) -> tuple[int | None, ...]:
+    """The partition indexes of a node: ``(None,)`` for its single queue."""
+    if partitions is None:
+        return (None,)
+    assert partitions >= 1
+    return tuple(range(partitions))
 
 
 def _text(value: Any) -> str:

@@ -8,15 +8,16 @@ one envelope of up to ``MAX_BATCH`` items, so order per receiver is the outbox o
 
 from __future__ import annotations
 
+import logging
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from itertools import islice
 from typing import Any, Protocol
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import distinct, insert, select, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from guoku.domain.errors import GuokuError
@@ -29,7 +30,7 @@ from guoku.security.crypto import sm3_hex
 from guoku.security.x509 import Certificate
 from guoku.store import audit
 from guoku.store import repository as repo
-from guoku.store.tables import dead_letters, outbox, rejected_envelopes
+from guoku.store.tables import dead_letters, outbox, rejected_envelopes, vouchers
 from guoku.store.uow import UnitOfWork
 from guoku.transport.envelope import (
     MAX_BATCH,
@@ -42,6 +43,8 @@ from guoku.transport.envelope import (
     seal_envelope,
 )
 from guoku.transport.ports import OutgoingEnvelope, TransientError
+
+log = logging.getLogger(__name__)
 
 
 class EnvelopeKeys(Protocol):
@@ -69,14 +72,27 @@ class Messenger:
 
     # --- sending -----------------------------------------------------------------------------
 
-    def pending(self, limit: int = 20) -> list[OutgoingEnvelope]:
-        """Sealed envelopes for the oldest unpublished outbox rows, in outbox order."""
+    def pending(self, limit: int = 20,
+                admdivs: Collection[str] | None = None) -> list[OutgoingEnvelope]:
+        """Sealed envelopes for the oldest unpublished outbox rows, in outbox order; only the
+        rows of ``admdivs`` when given (a worker's partition)."""
+        query = (select(outbox, vouchers.c.voucher_no)
+                 .outerjoin(vouchers, vouchers.c.id == outbox.c.voucher_id)
+                 .where(outbox.c.published_at.is_(None)))
+        if admdivs is not None:
+            if not admdivs:
+                return []
+            query = query.where(outbox.c.admdiv.in_(sorted(admdivs)))
         with self._db() as uow:
-            rows = uow.conn.execute(
-                select(outbox).where(outbox.c.published_at.is_(None)).order_by(outbox.c.id)
-                .limit(limit * MAX_BATCH)
-            ).all()
+            rows = uow.conn.execute(query.order_by(outbox.c.id).limit(limit * MAX_BATCH)).all()
         return [self._seal(group) for group in islice(_runs(rows), limit)]
+
+    def pending_admdivs(self) -> set[str]:
+        """The divisions that have unpublished outbox rows (what a partitioned relay splits)."""
+        with self._db() as uow:
+            return {str(a) for a in uow.conn.execute(
+                select(distinct(outbox.c.admdiv)).where(outbox.c.published_at.is_(None)))
+                .scalars()}
 
     def _seal(self, rows: list[Any]) -> OutgoingEnvelope:
         first = rows[0]
@@ -88,6 +104,10 @@ class Messenger:
             receiver_cert=self.certificates[head.receiver],
             sign=lambda data: self.keys.sign(head.sender, data),
         )
+        log.info("sealed envelope", extra={
+            "envelope_id": head.envelope_id, "receiver": head.receiver, "kind": head.kind,
+            "admdiv": head.admdiv, "items": len(rows),
+            "voucher_nos": [str(r.voucher_no) for r in rows if r.voucher_no is not None]})
         return OutgoingEnvelope(head.envelope_id, self.province.node_of(head.receiver).name,
                                 body, tuple(int(r.id) for r in rows))
 
@@ -111,9 +131,17 @@ class Messenger:
             self._guarded(partial(self._reject, body, exc))
             return
         head = opened.head
+        outcomes: list[str] = []
         for item in opened.items:
-            self._guarded(partial(self.library.receive, head.sender, head.receiver,
-                                  item.message_id, item.kind, item.payload))
+            self._guarded(partial(self._receive, outcomes, head, item))
+        log.info("applied envelope", extra={
+            "envelope_id": head.envelope_id, "sender": head.sender, "kind": head.kind,
+            "admdiv": head.admdiv, "message_ids": [i.message_id for i in opened.items],
+            "outcomes": {o: outcomes.count(o) for o in sorted(set(outcomes))}})
+
+    def _receive(self, outcomes: list[str], head: Head, item: Item) -> None:
+        outcomes.append(self.library.receive(head.sender, head.receiver, item.message_id,
+                                             item.kind, item.payload))
 
     @staticmethod
     def _guarded(work: Callable[[], object]) -> None:
