@@ -50,12 +50,3 @@ def client(counter_app: FastAPI) -> TestClient:
     """A fresh browser: its own cookie jar. Accepts JSON unless a test asks for HTML."""
     return TestClient(counter_app, follow_redirects=False)
 
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """schemathesis's generated items do not inherit their module's ``pytestmark``: put every
-    item of the fuzz module in its xdist group by hand, so that the coverage check runs in the
-    worker that fuzzed (before xdist's own hook reads the groups)."""
-    for item in items:
-        if item.nodeid.startswith("tests/web/test_api_fuzz.py"):
-            item.add_marker(pytest.mark.xdist_group("api-fuzz"))
