@@ -73,7 +73,9 @@ class Verdict(enum.Enum):
 
 S = State
 _UNSENT = (S.DRAFT, S.CHECKED, S.SEALED)
-_IN_FLIGHT = (S.SENT, S.INDETERMINATE)
+_IN_FLIGHT = (S.SENT, S.INDETERMINATE, S.PAPER)
+"""A paper-fallback voucher (decision 0021) is in flight like an indeterminate one: its
+electronic copy is queued until the link is back."""
 _RECEIVER_STATES = (S.RECEIVED, S.ACCEPTED, S.RETURNED)
 
 PAIRS: Final[Mapping[tuple[str, str | None], Verdict]] = MappingProxyType({

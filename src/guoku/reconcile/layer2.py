@@ -56,7 +56,8 @@ from guoku.store.tables import ledger_entries, parties, vouchers
 
 YES, NO, MAYBE = "yes", "no", "maybe"
 S = State
-_SENT_ONCE = (S.SENT, S.DELIVERED, S.INDETERMINATE, S.ACCEPTED, S.RETURNED, S.FAILED)
+_SENT_ONCE = (S.SENT, S.DELIVERED, S.INDETERMINATE, S.ACCEPTED, S.RETURNED, S.FAILED,
+              S.PAPER)
 
 EXPECTED: Final[Mapping[tuple[str, str], str]] = MappingProxyType({
     **{("send", s.value): YES for s in _SENT_ONCE},
