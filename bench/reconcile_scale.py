@@ -8,6 +8,9 @@ the transfer applications — with 1% of the vouchers broken for each of ten kin
 (dropped message, extra copy, copy amount, stuck state, ledger amount, duplicate booking,
 booking without voucher, unbooked, not cleared, clearing amount). Then, timed:
 
+Refunds of 5% of the payments go through the three books as well (2302 / 2203 / 2204,
+1% each with a refund fault).
+
 * ``layer1`` finance <-> bank, ``layer2`` on the finance and on the bank node, ``layer3``
   finance / bank / treasury, for the month — each run to the end, breaks counted by kind and
   checked against the injected faults (a wrong engine posts no time);
@@ -32,6 +35,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
@@ -66,9 +70,15 @@ FAULTS: Final = {
     1: "dropped message", 2: "extra copy at the bank", 3: "copy amount changed",
     4: "voucher stuck in one state", 5: "ledger amount changed", 6: "duplicate booking",
     7: "booking without voucher", 8: "unbooked voucher", 9: "not cleared",
-    10: "clearing amount changed",
+    10: "clearing amount changed", 13: "refund amount changed at the bank",
+    14: "refund booked at the bank, never received by the treasury",
+    15: "refund booked twice by finance",
 }
 """Residue of the voucher number mod 100 -> the fault every such voucher carries."""
+REFUNDED: Final = (11, 12, 13, 14, 15)
+"""Residues whose payments are refunded (2302 from the bank to the treasury, then the notice
+2203 — odd numbers, direct payments — or 2204 to finance): 11 and 12 cleanly, 13-15 with a
+fault. 14's application never reached the treasury, so finance got no notice either."""
 
 
 # --- the data --------------------------------------------------------------------------------
@@ -92,22 +102,28 @@ def _ref(number: str, vt: str = _VT, version: str = "1") -> str:
     return f"{vt} || '/2024/' || {number} || '/v{version}'"
 
 
+def _vouchers_sql(schema: str, number: str, direction: str, state: str, amount: str,
+                  where: str, *, series: str, vt: str = _VT, sender: str = _SENDER,
+                  receiver: str = f"'{BANK}'") -> str:
+    """``INSERT ... SELECT`` of one voucher copy per ``i`` of ``series`` where ``where``."""
+    return (f"INSERT INTO {schema}.vouchers ({_VOUCHER_COLS}) SELECT '{ADMDIV}', 2024, "
+            f"{vt}, {number}, 1, '{direction}', {state}, {amount}, {_DAY}, {sender}, "
+            f"{receiver}, '\\x'::bytea, 0, true, '{OLD}', '{OLD}' {series} WHERE {where}")
+
+
+def _entries_sql(schema: str, party: str, account: str, agency: str, ref: str, amount: str,
+                 where: str, *, series: str) -> str:
+    """``INSERT ... SELECT`` of one posting per ``i`` of ``series`` where ``where``."""
+    return (f"INSERT INTO {schema}.ledger_entries ({_ENTRY_COLS}) SELECT '{ADMDIV}', "
+            f"{party}, {account}, {agency}, {_FUND}, '2050202', {_DAY}, {amount}, {ref}, "
+            f"'{OLD}' {series} WHERE {where}")
+
+
 def generate(conn: Any, s: dict[str, str], n: int) -> None:
     """Fill the three node schemas ``s`` with ``n`` payments and the injected faults."""
     series = f"FROM generate_series(1, {n}) i"
-
-    def vouchers_sql(schema: str, number: str, direction: str, state: str, amount: str,
-                     where: str) -> str:
-        return (f"INSERT INTO {schema}.vouchers ({_VOUCHER_COLS}) SELECT '{ADMDIV}', 2024, "
-                f"{_VT}, {number}, 1, '{direction}', {state}, {amount}, {_DAY}, {_SENDER}, "
-                f"'{BANK}', '\\x'::bytea, 0, true, '{OLD}', '{OLD}' {series} WHERE {where}")
-
-    def entries_sql(schema: str, party: str, account: str, agency: str, ref: str, amount: str,
-                    where: str) -> str:
-        return (f"INSERT INTO {schema}.ledger_entries ({_ENTRY_COLS}) SELECT '{ADMDIV}', "
-                f"{party}, {account}, {agency}, {_FUND}, '2050202', {_DAY}, {amount}, {ref}, "
-                f"'{OLD}' {series} WHERE {where}")
-
+    vouchers_sql = partial(_vouchers_sql, series=series)
+    entries_sql = partial(_entries_sql, series=series)
     fin, bank, pboc = s["fin"], s["bank"], s["pboc"]
     state = "CASE i % 100 WHEN 1 THEN 'indeterminate' WHEN 4 THEN 'delivered' ELSE 'accepted' END"
     copy_amount = f"{_AMOUNT} + CASE WHEN i % 100 = 3 THEN 1 ELSE 0 END"
@@ -126,6 +142,42 @@ def generate(conn: Any, s: dict[str, str], n: int) -> None:
         entries_sql(pboc, f"'{PBOC}'", "'cleared'", "''", _ref(f"'2301-' || {_V}", "'2301'"),
                     f"{copy_amount} - CASE WHEN i % 100 = 10 THEN 1 ELSE 0 END",
                     "i % 100 NOT IN (1, 9)"),
+    ):
+        conn.execute(text(sql))
+    refunds(conn, s, series)
+
+
+def refunds(conn: Any, s: dict[str, str], series: str) -> None:
+    """The refunds of the :data:`REFUNDED` payments: the bank's application 2302 accepted by
+    the treasury and booked by both, the bank's notice (2203 / 2204) received and booked by
+    finance — vouchers and postings — with the faults 13-15."""
+    refunded = f"i % 100 IN {REFUNDED}"
+    notified = f"i % 100 IN {tuple(r for r in REFUNDED if r != 14)}"
+    notice_vt = "CASE WHEN i % 2 = 0 THEN '2204' ELSE '2203' END"
+    notice_no = f"{notice_vt} || '-' || {_V}"
+    application = _ref(f"'2302-' || {_V}", "'2302'")
+
+    def copies(schema: str, vt: str, number: str, direction: str, receiver: str,
+               where: str) -> str:
+        return _vouchers_sql(schema, number, direction, "'accepted'", _AMOUNT, where,
+                             series=series, vt=vt, sender=f"'{BANK}'", receiver=receiver)
+
+    postings = partial(_entries_sql, series=series)
+
+    notice_account = ("CASE WHEN i % 2 = 0 THEN 'authorized_refunded' ELSE 'direct_refunded' "
+                      "END")
+    for sql in (
+        copies(s["bank"], "'2302'", f"'2302-' || {_V}", "out", f"'{PBOC}'", refunded),
+        postings(s["bank"], f"'{BANK}'", "'refund_returned'", "''", application,
+                 f"{_AMOUNT} + CASE WHEN i % 100 = 13 THEN 1 ELSE 0 END", refunded),
+        postings(s["pboc"], f"'{PBOC}'", "'refund_received'", "''", application, _AMOUNT,
+                 f"{refunded} AND i % 100 <> 14"),
+        copies(s["bank"], notice_vt, notice_no, "out", f"'{FIN}'", notified),
+        copies(s["fin"], notice_vt, notice_no, "in", f"'{FIN}'", notified),
+        postings(s["fin"], f"'{FIN}'", notice_account, _UNIT, _ref(notice_no, notice_vt),
+                 _AMOUNT, notified),
+        postings(s["fin"], f"'{FIN}'", notice_account, _UNIT, _ref(notice_no, notice_vt, "2"),
+                 _AMOUNT, "i % 100 = 15"),
     ):
         conn.execute(text(sql))
 
@@ -147,10 +199,11 @@ def expected_breaks(n: int) -> dict[str, int]:
     return {
         "1.missing": k(1), "1.extra": k(2), "1.amount_mismatch": k(3),
         "1.status_mismatch": k(4),
-        "2.amount_mismatch": k(5), "2.duplicate_booking": k(6),
+        "2.amount_mismatch": k(5) + k(13), "2.duplicate_booking": k(6) + k(15),
         "2.booking_without_voucher": k(7), "2.unbooked": k(8),
-        "3.amount_mismatch": k(3) + 2 * k(5) + k(10), "3.missing": k(6) + k(7) + k(9),
-        "3.extra": k(4) + k(8),
+        "3.amount_mismatch": k(3) + 2 * k(5) + k(10) + 2 * k(13),
+        "3.missing": k(6) + k(7) + k(9) + k(14), "3.extra": k(4) + k(8) + k(14),
+        "3.duplicate_booking": k(15),
     }
 
 

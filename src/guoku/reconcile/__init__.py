@@ -5,7 +5,8 @@
 2. :func:`layer2` — a library against its business ledger, both ways (unbooked, booked without
    a voucher, amount and status mismatches, duplicate and misbooked postings);
 3. :func:`layer3` — finance's payments against the agent banks' advances and the treasury's
-   clearing, payment by payment and in total by unit, fund type and day.
+   clearing, and the refunds (2302 / 2203 / 2204 / 3208) across the same three books, one by
+   one and in total by unit, fund type and day.
 
 Each returns an iterator of :class:`Break` — streamed, never a list of everything — so a run of
 any size holds one chunk of rows per side. Where the sides are separate databases, a layer

@@ -120,6 +120,40 @@ class World:
         self.pboc.post(PBOC, "allocated", ref, amount)
         return ref
 
+    def refund(self, no: str, amount: int, vt: str = "8202") -> tuple[str, str]:
+        """Payment ``no`` paid (:meth:`pay`), then its money back (5.1 / 5.2 refunds): the
+        bank's refund application 2302 accepted by the treasury and receipted (9302), then
+        the bank's refund notice (2204 authorized, 2203 direct) received by finance. Returns
+        the refs of the application and of the notice."""
+        self.pay(no, amount, vt)
+        application = self.bank.voucher("2302", f"2302-{no}", "out", "accepted", amount, BANK,
+                                        PBOC)
+        self.pboc.voucher("2302", f"2302-{no}", "in", "accepted", amount, BANK, PBOC)
+        self.bank.post(BANK, "refund_returned", application, amount, agency="")
+        self.pboc.post(PBOC, "refund_received", application, amount, agency="")
+        for receiver, node in ((BANK, self.bank), (FIN, self.finance)):
+            number = f"9302-{receiver}-{no}"
+            self.pboc.voucher("9302", number, "out", "accepted", amount, PBOC, receiver)
+            node.voucher("9302", number, "in", "accepted", amount, PBOC, receiver)
+        notice_vt, account = ("2204", "authorized_refunded") if vt == "8202" else (
+            "2203", "direct_refunded")
+        notice = self.bank.voucher(notice_vt, f"{notice_vt}-{no}", "out", "accepted", amount,
+                                   BANK, FIN)
+        self.finance.voucher(notice_vt, f"{notice_vt}-{no}", "in", "accepted", amount, BANK,
+                             FIN)
+        self.finance.post(FIN, account, notice, amount)
+        return application, notice
+
+    def allocation_refund(self, no: str, amount: int) -> str:
+        """Allocation ``no`` made, then sent back by the treasury (实拨退款 3208): booked by
+        the treasury when sent, by finance on receipt."""
+        self.allocate(no, amount)
+        ref = self.pboc.voucher("3208", f"3208-{no}", "out", "accepted", amount, PBOC, FIN)
+        self.finance.voucher("3208", f"3208-{no}", "in", "accepted", amount, PBOC, FIN)
+        self.pboc.post(PBOC, "allocation_refunded", ref, amount)
+        self.finance.post(FIN, "allocation_refunded", ref, amount)
+        return ref
+
     def returned(self, no: str, amount: int) -> None:
         """A payment the bank could not make: returned on both sides, booked nowhere."""
         self.finance.voucher("8202", no, "out", "returned", amount, UNIT, BANK)
@@ -143,6 +177,9 @@ class World:
         self.pay("A0002", 50_000)
         self.pay("D0001", 36_500, vt="5201")
         self.allocate("S0001", 80_000)
+        self.refund("A0003", 9_900)
+        self.refund("D0002", 4_400, vt="5201")
+        self.allocation_refund("S0002", 30_000)
         self.returned("A0009", 300)
         self.revised("A0010", 700)
         self.finance.voucher("8202", "A0008", "out", "draft", 100, UNIT, BANK)

@@ -61,6 +61,25 @@ def test_a_clearing_with_no_advance_is_extra_and_says_when_its_number_names_no_p
     assert "does not name" not in per_voucher[0].detail
 
 
+def test_a_clearing_booked_twice_under_another_version_shows_in_the_totals(
+    world: World,
+) -> None:
+    """Both clearings name payment A0001 and agree with its advance in amount. The payment
+    checks do not count each side's postings per key (``Check.counted``: 1.2-1.4 s at 10^6),
+    so the agreeing duplicate is named by the total of its division, fund type and day; a
+    refund's duplicate is named voucher by voucher (test_reconcile_refunds)."""
+    world.populate()
+    world.pboc.post(PBOC, "cleared", "2301/2024/2301-A0001/v2", 12_800, agency="")
+    [total] = world.layer3()
+    assert (total.kind, total.left, total.right, total.fund_type, total.day) == (
+        K.TOTAL_MISMATCH, "bank advanced", "treasury cleared", "1", "20240615")
+    assert total.right_amount_fen - total.left_amount_fen == 12_800  # type: ignore[operator]
+    world.pboc.set_posting("2301/2024/2301-A0001/v2", amount_fen=12_000)
+    per_voucher = [b for b in world.layer3() if b.kind is not K.TOTAL_MISMATCH]
+    assert [(b.kind, b.voucher_no, b.left_amount_fen, b.right_amount_fen)
+            for b in per_voucher] == [(K.AMOUNT_MISMATCH, "A0001", 12_800, 12_000)]
+
+
 def test_a_payment_finance_booked_that_no_bank_advanced_is_missing(world: World) -> None:
     world.populate()
     world.finance.post(FIN, "direct_paid", "5201/2024/D0404/v1", 4_000)
