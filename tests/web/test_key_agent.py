@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from http.client import HTTPConnection
 from http.server import ThreadingHTTPServer
 from urllib.parse import urlsplit
@@ -14,10 +15,14 @@ import pytest
 from guoku.node.bootstrap import DEMO_SECRETS
 from guoku.security.x509 import Certificate
 from guoku.web.key_agent import KeyAgent, request_signature
-from guoku.web.keylogin import Challenges
+from guoku.web.keylogin import Challenge
 from guoku.workspace import Workspace
 
 APP = "http://127.0.0.1:8000"
+
+
+def _challenge(username: str) -> str:
+    return Challenge.new(APP, username, datetime.now(UTC)).text
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +47,7 @@ def _call(url: str, method: str, path: str, body: dict[str, str] | None = None,
 
 
 def test_it_signs_a_challenge_with_the_users_personal_certificate(served: str) -> None:
-    challenge = Challenges().issue(APP, "unit-533103-entry")
+    challenge = _challenge("unit-533103-entry")
     signed = request_signature(served, "unit-533103-entry", DEMO_SECRETS.user_pin, challenge)
     cert = Certificate.from_der(signed.certificate)
     assert cert.holder is not None and cert.holder.username == "unit-533103-entry"
@@ -55,7 +60,7 @@ def test_cors_answers_the_apps_origin_and_refuses_any_other(served: str) -> None
     status, headers, _ = _call(served, "OPTIONS", "/v1/sign", origin="http://evil.example")
     assert status == 403 and "Access-Control-Allow-Origin" not in headers
     body = {"username": "unit-533103-entry", "pin": DEMO_SECRETS.user_pin,
-            "challenge": Challenges().issue(APP, "unit-533103-entry")}
+            "challenge": _challenge("unit-533103-entry")}
     status, headers, _ = _call(served, "POST", "/v1/sign", body, origin="http://evil.example")
     assert status == 403 and "Access-Control-Allow-Origin" not in headers
 
@@ -69,7 +74,7 @@ def test_it_signs_nothing_but_sign_in_challenges(served: str) -> None:
 
 def test_a_wrong_pin_is_refused_by_the_token(served: str) -> None:
     body = {"username": "unit-533102-recv", "pin": "000000",
-            "challenge": Challenges().issue(APP, "unit-533102-recv")}
+            "challenge": _challenge("unit-533102-recv")}
     status, _, data = _call(served, "POST", "/v1/sign", body, origin=APP)
     assert status == 403 and json.loads(data)["code"] == "PIN_INCORRECT"
 

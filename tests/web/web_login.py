@@ -5,15 +5,18 @@ Mangshi desks and payments the web tests use."""
 from __future__ import annotations
 
 import base64
+import json
 from datetime import UTC, datetime
 
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine, select
 
 from guoku import demo_flows as world
 from guoku.domain.money import Amount
 from guoku.flows.desk import Desk
 from guoku.flows.model import Payment
 from guoku.node.bootstrap import DEMO_PASSWORD, DEMO_SECRETS
+from guoku.store.tables import audit_log, login_attempts
 from guoku.web.key_agent import KeyAgent
 
 COUNTY = world.COUNTY
@@ -52,3 +55,17 @@ def csrf_of(client: TestClient) -> str:
     marker = 'name="csrf_token" value="'
     start = html.index(marker) + len(marker)
     return html[start:html.index('"', start)]
+
+
+def refusals(engine: Engine, username: str) -> list[tuple[str, str]]:
+    """The user's refused sign-ins, oldest first: (the attempt's time as recorded in
+    ``login_attempts``, the reason the audit chain gives)."""
+    with engine.connect() as conn:
+        failed = conn.execute(select(login_attempts.c.at).where(
+            login_attempts.c.username == username, login_attempts.c.ok.is_(False))
+            .order_by(login_attempts.c.id)).scalars().all()
+        audited = conn.execute(select(audit_log.c.at, audit_log.c.detail).where(
+            audit_log.c.actor == username, audit_log.c.action == "web.login",
+            audit_log.c.outcome == "refused").order_by(audit_log.c.seq)).all()
+    assert list(failed) == [row.at for row in audited]
+    return [(row.at, json.loads(row.detail)["reason"]) for row in audited]

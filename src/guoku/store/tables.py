@@ -423,6 +423,22 @@ login_attempts = Table(
 """Every sign-in attempt, kept for rate limiting (failures per user and per client in a
 window) and for the monitor."""
 
+login_challenges = Table(
+    "login_challenges",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("nonce", String(32), nullable=False, unique=True),
+    Column("username", String(64), nullable=False),
+    Column("origin", String(256), nullable=False),
+    Column("issued_at", TS, nullable=False),
+    Column("expires_at", TS, nullable=False),
+    Column("used_at", TS, nullable=True),
+    Index("ix_login_challenges_expires", "expires_at"),
+)
+"""Every sign-in challenge issued (``guoku.web.keylogin``), in the node database that holds the
+user, so that any web process accepts it once: it is consumed by a conditional UPDATE (``WHERE
+used_at IS NULL``) that only one request can win. Rows are deleted once long expired."""
+
 api_tokens = Table(
     "api_tokens",
     metadata,

@@ -28,7 +28,6 @@ from guoku.domain.parties import PartyKind
 from guoku.web import api, console, counter, login, metrics, monitor
 from guoku.web.context import PUMP_INTERVAL_S, WebContext
 from guoku.web.key_agent import DEFAULT_PORT
-from guoku.web.keylogin import Challenges
 from guoku.web.security import CurrentUser, install, wants_html
 from guoku.web.templates import STATIC_DIR, page
 
@@ -93,7 +92,6 @@ def create_app(ctx: WebContext, key_agent_url: str = DEFAULT_KEY_AGENT_URL) -> F
     app = FastAPI(title="guoku 电子凭证库服务接口", version="1", lifespan=lifespan,
                   docs_url=None, redoc_url=None)
     app.state.ctx = ctx
-    app.state.challenges = Challenges()
     app.state.key_agent_url = key_agent_url
     install(app, key_agent_url)
     app.middleware("http")(metrics.record_request)

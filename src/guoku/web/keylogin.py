@@ -1,30 +1,26 @@
 """Sign-in with the clerk's USB key (U盾): a server challenge signed by the key's SM2 key.
 
-The challenge is stateless and bound to what it is for::
+A challenge is bound to what it is for::
 
-    guoku-web-login/v1|<origin>|<username>|<issued at, unix s>|<nonce hex>|<mac hex>
+    guoku-web-login/v1|<origin>|<username>|<issued at, unix s>|<nonce hex>
 
-``mac`` is HMAC-SM3 under the app's secret over everything before it, so the server needs no
-table of open challenges and a challenge for one user or site is useless for another. The key
-agent signs only texts that start with :data:`PREFIX`: a page that reached the agent could not
-make it sign a voucher or anything else. The server accepts a signature when the certificate
-sent with it chains to the trust store, is not revoked, names the user (UID) and the user's
-party (OU), and verifies the signature; each nonce is accepted once (in this process).
+The server keeps every challenge it issued in the user's node database
+(:func:`guoku.web.sessions.record_challenge`) and consumes it at sign-in with one conditional
+UPDATE, so whichever web process (a deployment may run several) receives it, it is accepted
+once, before it expires, for the user and site it was issued to. The key agent signs only texts
+that start with :data:`PREFIX`: a page that reached the agent could not make it sign a voucher
+or anything else. The server accepts a signature when the certificate sent with it chains to the
+trust store, is not revoked, names the user (UID) and the user's party (OU), and verifies the
+signature.
 """
 
 from __future__ import annotations
 
-import hmac
-import threading
-import time
-from collections import OrderedDict
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Final
-
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.hmac import HMAC
 
 from guoku.domain.errors import GuokuError, PermissionDenied
 from guoku.security.certs import TrustStore
@@ -36,7 +32,10 @@ from guoku.security.x509 import Certificate, KeyUsage
 PREFIX: Final = "guoku-web-login/v1"
 CHALLENGE_TTL_S: Final = 120
 MAX_CHALLENGE_CHARS: Final = 512
-MAX_SEEN_NONCES: Final = 10_000
+MAX_ORIGIN_CHARS: Final = 256
+MAX_USERNAME_CHARS: Final = 64
+NONCE_BYTES: Final = 16
+_NONCE = re.compile(f"[0-9a-f]{{{2 * NONCE_BYTES}}}")
 
 
 class KeyLoginFailed(PermissionDenied):
@@ -54,51 +53,38 @@ class KeySignature:
     signature: bytes
 
 
-class Challenges:
-    """Issues and checks login challenges for one app process (its secret lives only in
-    memory: a restart only costs the challenges in flight)."""
+@dataclass(frozen=True, slots=True)
+class Challenge:
+    """A sign-in challenge's fields; :attr:`text` is what the USB key signs."""
 
-    def __init__(self, secret: bytes | None = None) -> None:
-        self._secret = secret or random_bytes(32)
-        self._seen: OrderedDict[str, float] = OrderedDict()
-        self._lock = threading.Lock()
+    origin: str
+    username: str
+    issued: int
+    nonce: str
 
-    def issue(self, origin: str, username: str, now: float | None = None) -> str:
-        if "|" in origin + username or len(username) > 64:
+    @classmethod
+    def new(cls, origin: str, username: str, now: datetime) -> Challenge:
+        if ("|" in origin + username or len(username) > MAX_USERNAME_CHARS
+                or len(origin) > MAX_ORIGIN_CHARS):
             raise KeyLoginFailed("not a user name")
-        issued = int(time.time() if now is None else now)
-        body = f"{PREFIX}|{origin}|{username}|{issued}|{random_bytes(16).hex()}"
-        return f"{body}|{self._mac(body)}"
+        return cls(origin, username, int(now.timestamp()), random_bytes(NONCE_BYTES).hex())
 
-    def _mac(self, body: str) -> str:
-        mac = HMAC(self._secret, hashes.SM3())
-        mac.update(body.encode())
-        return mac.finalize().hex()
-
-    def check(self, challenge: str, origin: str, username: str,
-              now: float | None = None) -> None:
-        """Ours, for this user and site, fresh and not used before — else KeyLoginFailed."""
-        if len(challenge) > MAX_CHALLENGE_CHARS or challenge.count("|") != 5:
+    @classmethod
+    def parse(cls, text: str) -> Challenge:
+        parts = text.split("|")
+        if (len(text) > MAX_CHALLENGE_CHARS or len(parts) != 5 or parts[0] != PREFIX
+                or not parts[3].isdigit() or not _NONCE.fullmatch(parts[4])):
             raise KeyLoginFailed("malformed sign-in challenge")
-        body, mac = challenge.rsplit("|", 1)
-        if not hmac.compare_digest(self._mac(body), mac):
-            raise KeyLoginFailed("the sign-in challenge was not issued here")
-        _, site, who, issued, nonce = body.split("|")
-        at = time.time() if now is None else now
-        if site != origin or who != username:
-            raise KeyLoginFailed("the sign-in challenge is for another user or site")
-        if not 0 <= at - int(issued) <= CHALLENGE_TTL_S:
-            raise KeyLoginFailed("the sign-in challenge has expired; sign in again")
-        with self._lock:
-            self._forget(at)
-            if nonce in self._seen:
-                raise KeyLoginFailed("the sign-in challenge was used already")
-            self._seen[nonce] = at
+        return cls(parts[1], parts[2], int(parts[3]), parts[4])
 
-    def _forget(self, now: float) -> None:
-        while self._seen and (len(self._seen) >= MAX_SEEN_NONCES
-                              or next(iter(self._seen.values())) < now - CHALLENGE_TTL_S):
-            self._seen.popitem(last=False)
+    @property
+    def text(self) -> str:
+        return f"{PREFIX}|{self.origin}|{self.username}|{self.issued}|{self.nonce}"
+
+    def require_for(self, origin: str, username: str) -> None:
+        """The challenge names this site and this user (else KeyLoginFailed)."""
+        if self.origin != origin or self.username != username:
+            raise KeyLoginFailed("the sign-in challenge is for another user or site")
 
 
 def verify_key_signature(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request, Response
@@ -18,11 +19,18 @@ from sqlalchemy import Engine
 
 from guoku.domain.errors import GuokuError
 from guoku.library.admin import check_password
+from guoku.province import UserSpec
 from guoku.security.certs import TrustStore
 from guoku.security.sealing import VoucherVerifier
 from guoku.web import sessions
 from guoku.web.context import WebContext, get_context
-from guoku.web.keylogin import Challenges, KeyLoginFailed, KeySignature, verify_key_signature
+from guoku.web.keylogin import (
+    CHALLENGE_TTL_S,
+    Challenge,
+    KeyLoginFailed,
+    KeySignature,
+    verify_key_signature,
+)
 from guoku.web.security import COOKIE, check_csrf
 from guoku.web.templates import page
 
@@ -35,9 +43,24 @@ def origin_of(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
-def _challenges(request: Request) -> Challenges:
-    challenges: Challenges = request.app.state.challenges
-    return challenges
+def user_engine(ctx: WebContext, username: str) -> tuple[UserSpec | None, Engine]:
+    """The user's record and the node database that holds the user, their challenges, their
+    sign-in attempts and sessions (an unknown name: the first node's, so it looks the same)."""
+    spec = ctx.user_spec(username)
+    if spec is not None:
+        return spec, ctx.engine(spec.party)
+    return None, next(iter(ctx.nodes.values())).engine
+
+
+def redeem_challenge(engine: Engine, text: str, origin: str, username: str,
+                     now: datetime) -> None:
+    """The challenge was issued for this user and site, is fresh, and this call used it up
+    (no other request, in this process or another, can use it again) — else KeyLoginFailed."""
+    challenge = Challenge.parse(text)
+    challenge.require_for(origin, username)
+    refused = sessions.consume_challenge(engine, challenge.nonce, username, origin, now)
+    if refused is not None:
+        raise KeyLoginFailed(refused)
 
 
 def trust_of(ctx: WebContext, party: str) -> TrustStore:
@@ -64,12 +87,23 @@ def login_form(request: Request, next: str = "/") -> Response:
 
 
 @router.post("/login/challenge")
-def challenge(request: Request, username: Annotated[str, Form(max_length=64)]) -> Response:
+def challenge(request: Request, ctx: Ctx,
+              username: Annotated[str, Form(max_length=64)]) -> Response:
+    now = ctx.clock()
     try:
-        text = _challenges(request).issue(origin_of(request), username)
+        issued = Challenge.new(origin_of(request), username, now)
     except KeyLoginFailed as exc:
         return JSONResponse({"code": exc.code, "message": exc.message}, 400)
-    return JSONResponse({"challenge": text})
+    spec, engine = user_engine(ctx, username)
+    if spec is None:
+        # Nothing stored for a name no node knows: its sign-in fails like any other, and a
+        # flood of made-up names cannot fill the table.
+        return JSONResponse({"challenge": issued.text})
+    if not sessions.record_challenge(engine, issued.nonce, username, issued.origin, now,
+                                     CHALLENGE_TTL_S):
+        return JSONResponse({"code": "TOO_MANY_CHALLENGES",
+                             "message": "too many open sign-in challenges; wait a minute"}, 429)
+    return JSONResponse({"challenge": issued.text})
 
 
 def _b64(value: str) -> bytes:
@@ -92,8 +126,7 @@ def login(
     now = ctx.clock()
     client = request.client.host if request.client else "unknown"
     engines = list({id(n.engine): n.engine for n in ctx.nodes.values()}.values())
-    spec = ctx.user_spec(username)
-    engine: Engine = (ctx.engine(spec.party) if spec else engines[0])
+    spec, engine = user_engine(ctx, username)
 
     def refuse(status: int, message: str) -> Response:
         return page(request, "login.html", status_code=status, error=message,
@@ -105,7 +138,7 @@ def login(
         if spec is None or not check_password(password, sessions.password_hash(engine,
                                                                                 username)):
             raise KeyLoginFailed("wrong user name or password")
-        _challenges(request).check(challenge, origin_of(request), username, now.timestamp())
+        redeem_challenge(engine, challenge, origin_of(request), username, now)
         verify_key_signature(trust_of(ctx, spec.party), challenge,
                              KeySignature(_b64(certificate), _b64(signature)), username,
                              spec.party, now)

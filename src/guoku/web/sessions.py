@@ -6,6 +6,12 @@ A session ends at whichever comes first: :data:`IDLE_S` without a request, :data
 after sign-in, or logout. Sign-in attempts are kept to refuse guessing: :data:`MAX_USER_FAILURES`
 failed attempts for one user, or :data:`MAX_CLIENT_FAILURES` from one client address, within
 :data:`WINDOW_S` block further attempts until the window has passed.
+
+Sign-in challenges (:mod:`guoku.web.keylogin`) are kept here too, so that every web process of
+a deployment sees the same ones: :func:`consume_challenge` marks one used with a single
+``UPDATE ... WHERE used_at IS NULL``, which exactly one request can win on SQLite (writers
+serialize at ``BEGIN IMMEDIATE``) and on PostgreSQL (the row lock; the loser re-reads the row and
+no longer matches).
 """
 
 from __future__ import annotations
@@ -16,12 +22,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Engine, delete, func, insert, select, update
 
 from guoku.library.ports import iso
 from guoku.security.crypto import sm3_hex
 from guoku.store import audit
-from guoku.store.tables import login_attempts, users, web_sessions
+from guoku.store.tables import login_attempts, login_challenges, users, web_sessions
 from guoku.store.uow import UnitOfWork
 
 IDLE_S: Final = 30 * 60
@@ -33,6 +39,8 @@ MAX_USER_FAILURES: Final = 5
 MAX_CLIENT_FAILURES: Final = 20
 TOKEN_BYTES: Final = 32
 MAX_COOKIE_CHARS: Final = 128
+CHALLENGE_KEEP_S: Final = WINDOW_S
+"""A challenge's row is deleted this long after it expired (meanwhile a late try is told why)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,3 +147,50 @@ def blocked(engines: Iterable[Engine], username: str, client: str, now: datetime
             by_client += conn.execute(failed.where(
                 login_attempts.c.client == client[:64])).scalar_one()
     return by_user >= MAX_USER_FAILURES or by_client >= MAX_CLIENT_FAILURES
+
+
+MAX_OPEN_CHALLENGES: Final = 10
+"""Unused, unexpired challenges one user may hold: a flood of challenge requests for a known
+name is refused (429) instead of filling the table. Above the failed sign-ins a window allows
+(a challenge stays open when its password was wrong), so the rate limit speaks first."""
+
+
+def record_challenge(engine: Engine, nonce: str, username: str, origin: str, now: datetime,
+                     ttl_s: int) -> bool:
+    """Keep an issued challenge until it is used or expires (and drop long-expired ones);
+    False, storing nothing, when the user already holds :data:`MAX_OPEN_CHALLENGES`."""
+    c = login_challenges.c
+    with UnitOfWork(engine) as uow:
+        uow.conn.execute(delete(login_challenges).where(
+            c.expires_at < iso(now - timedelta(seconds=CHALLENGE_KEEP_S))))
+        open_now = uow.conn.execute(select(func.count()).select_from(login_challenges).where(
+            c.username == username, c.used_at.is_(None), c.expires_at >= iso(now))).scalar_one()
+        if open_now >= MAX_OPEN_CHALLENGES:
+            return False
+        uow.conn.execute(insert(login_challenges).values(
+            nonce=nonce, username=username, origin=origin, issued_at=iso(now),
+            expires_at=iso(now + timedelta(seconds=ttl_s))))
+        uow.commit()
+    return True
+
+
+def consume_challenge(engine: Engine, nonce: str, username: str, origin: str,
+                      now: datetime) -> str | None:
+    """Use the challenge up: None when this call consumed it, else why it cannot be (never
+    issued here for this user and site, used already, or expired). At most one call ever gets
+    None for a challenge, whichever process makes it."""
+    c = login_challenges.c
+    at = iso(now)
+    mine = (c.nonce == nonce, c.username == username, c.origin == origin)
+    with UnitOfWork(engine) as uow:
+        won = uow.conn.execute(update(login_challenges).where(
+            *mine, c.used_at.is_(None), c.expires_at >= at).values(used_at=at)).rowcount
+        if won == 1:
+            uow.commit()
+            return None
+        row = uow.conn.execute(select(c.used_at).where(*mine)).first()
+    if row is None:
+        return "the sign-in challenge was not issued here"
+    if row.used_at is not None:
+        return "the sign-in challenge was used already"
+    return "the sign-in challenge has expired; sign in again"
