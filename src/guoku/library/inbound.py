@@ -1,25 +1,30 @@
 """The receiving side of a library: every item that arrives, applied exactly once.
 
-One item, one transaction: the inbox row keyed by the item's message id, the stored voucher or
-the state change it causes, the audit entry and any answer in the outbox commit together. A
-redelivered item finds its inbox row and changes nothing. An item that is refused (bad XML,
-bad seal, unknown voucher) is recorded in the inbox as refused, audited, and — for vouchers and
-queries — answered with a signed error receipt, so the sender's voucher fails with the reason
-instead of waiting forever.
+One envelope, one transaction: for every item, the inbox row keyed by the item's message id,
+the stored voucher or the state change it causes, the audit entry and any answer in the outbox
+commit together, once for the whole envelope (the transport acks after that commit). A
+redelivered item finds its inbox row and changes nothing. Each item runs in its own savepoint:
+an item that is refused (bad XML, bad seal, unknown voucher) is rolled back alone, recorded in
+the inbox as refused, audited, and — for vouchers and queries — answered with a signed error
+receipt, so the sender's voucher fails with the reason instead of waiting forever; the other
+items of the envelope still apply. A database error rolls the whole envelope back: nothing of
+it is applied and the transport delivers it again.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
 from sqlalchemy import select, update
 
 from guoku.domain import lifecycle
-from guoku.domain.errors import GuokuError, NotFound, PermissionDenied
+from guoku.domain.errors import Conflict, GuokuError, NotFound, PermissionDenied
 from guoku.domain.lifecycle import Event, State
+from guoku.domain.parties import Party
 from guoku.library import messages as msg
 from guoku.library import paper
 from guoku.library.ports import iso
@@ -43,8 +48,39 @@ ANSWER_LIMIT: Final = timedelta(days=2)
 ANSWERED_WITH_ERROR: Final = frozenset({msg.VOUCHER, msg.QUERY})
 
 Outcome = tuple[str, dict[str, object] | None]
-Handler = Callable[[UnitOfWork, str, str, str, bytes], Outcome]
-"""(uow, sender, receiver, message id, payload) -> (outcome, facts kept in the inbox row)."""
+Arrived = tuple[str, str, bytes]
+"""One item of an envelope: (message id, kind, payload)."""
+
+
+@dataclass
+class Arrival:
+    """One envelope being applied: its transaction, its two parties, the inbox rows to write."""
+
+    uow: UnitOfWork
+    sender: str
+    receiver: str
+    _parties: dict[str, Party] = field(default_factory=dict)
+    inbox_rows: list[dict[str, object]] = field(default_factory=list)
+
+    def party(self, code: str) -> Party:
+        """Looked up once per envelope (parties do not change under a transaction)."""
+        found = self._parties.get(code)
+        if found is None:
+            found = self._parties[code] = repo.get_party(self.uow.conn, code)
+        return found
+
+    def flush_inbox(self) -> None:
+        if self.inbox_rows:
+            self.uow.conn.execute(inbox.insert(), self.inbox_rows)
+            self.inbox_rows.clear()
+
+
+class _Isolate(Exception):
+    """An item was refused in the pass without savepoints: roll back, apply item by item."""
+
+
+Handler = Callable[[Arrival, str, bytes], Outcome]
+"""(arrival, message id, payload) -> (outcome, facts kept in the inbox row)."""
 
 
 class Inbound:
@@ -58,31 +94,68 @@ class Inbound:
 
     def receive(self, sender: str, receiver: str, message_id: str, kind: str,
                 payload: bytes) -> str:
-        """Apply one item; returns stored, applied, duplicate or refused. Database errors
-        propagate (the transport retries); every other failure is recorded and answered."""
+        """Apply one item; returns stored, applied, duplicate or refused."""
+        return self.receive_many(sender, receiver, [(message_id, kind, payload)])[0]
+
+    def receive_many(self, sender: str, receiver: str, items: Sequence[Arrived]) -> list[str]:
+        """Apply the items of one envelope in one transaction; returns each item's outcome:
+        stored, applied, duplicate or refused. Database errors propagate with nothing applied
+        (the transport retries); every other failure of an item is recorded and answered, and
+        the other items still apply.
+
+        The first pass runs the items without savepoints (PostgreSQL keeps only 64
+        subtransactions per transaction in shared memory; beyond that every other session's
+        snapshots get slower). An item refused in it rolls the pass back, and a second pass
+        applies the envelope again with a savepoint per item, so a refused item is rolled back
+        alone."""
+        try:
+            return self._receive_all(sender, receiver, items, isolated=False)
+        except _Isolate:
+            return self._receive_all(sender, receiver, items, isolated=True)
+
+    def _receive_all(self, sender: str, receiver: str, items: Sequence[Arrived],
+                     isolated: bool) -> list[str]:
         with UnitOfWork(self.lib.engine) as uow:
-            if uow.conn.execute(select(inbox.c.message_id)
-                                .where(inbox.c.message_id == message_id)).first():
-                return "duplicate"
-            savepoint = uow.conn.begin_nested()
-            try:
-                handler = self._handlers.get(kind)
-                if handler is None:
-                    raise NotFound(f"unknown item kind {kind!r}")
-                outcome, detail = handler(uow, sender, receiver, message_id, payload)
-                savepoint.commit()
-            except GuokuError as exc:
-                savepoint.rollback()
-                outcome = "refused"
-                detail = {"code": exc.code, "reason": exc.message}
-                self._refuse(uow, sender, receiver, message_id, kind, exc)
-            uow.conn.execute(inbox.insert().values(
-                message_id=message_id, sender_party=sender, admdiv=self._admdiv(payload, kind),
-                kind=kind, received_at=self._now(), outcome=outcome,
-                detail=json.dumps(detail, ensure_ascii=False) if detail else None,
-            ))
+            arrival = Arrival(uow, sender, receiver)
+            seen = set(uow.conn.execute(select(inbox.c.message_id).where(
+                inbox.c.message_id.in_({m for m, _, _ in items}))).scalars())
+            outcomes: list[str] = []
+            with audit.batched(uow.conn):
+                for message_id, kind, payload in items:
+                    if message_id in seen:
+                        outcomes.append("duplicate")
+                        continue
+                    seen.add(message_id)
+                    outcomes.append(self._apply(arrival, isolated, message_id, kind, payload))
+            arrival.flush_inbox()
             uow.commit()
-            return outcome
+        return outcomes
+
+    def _apply(self, arrival: Arrival, isolated: bool, message_id: str, kind: str,
+               payload: bytes) -> str:
+        """One item; in its own savepoint in the isolated pass, else a refusal gives up the
+        whole pass (:class:`_Isolate`)."""
+        savepoint = arrival.uow.conn.begin_nested() if isolated else None
+        try:
+            handler = self._handlers.get(kind)
+            if handler is None:
+                raise NotFound(f"unknown item kind {kind!r}")
+            outcome, detail = handler(arrival, message_id, payload)
+            if savepoint is not None:
+                savepoint.commit()
+        except GuokuError as exc:
+            if savepoint is None:
+                raise _Isolate from exc
+            savepoint.rollback()  # the audit batch's head rolls back with it
+            outcome = "refused"
+            detail = {"code": exc.code, "reason": exc.message}
+            self._refuse(arrival, message_id, kind, exc)
+        arrival.inbox_rows.append(dict(
+            message_id=message_id, sender_party=arrival.sender,
+            admdiv=self._admdiv(payload, kind), kind=kind, received_at=self._now(),
+            outcome=outcome, detail=json.dumps(detail, ensure_ascii=False) if detail else None,
+        ))
+        return outcome
 
     def _now(self) -> str:
         return iso(self.lib.clock())
@@ -95,8 +168,8 @@ class Inbound:
                 return payload[start + 12:start + 18].decode("ascii", "replace")
         return "000000"
 
-    def _refuse(self, uow: UnitOfWork, sender: str, receiver: str, message_id: str, kind: str,
-                exc: GuokuError) -> None:
+    def _refuse(self, arrival: Arrival, message_id: str, kind: str, exc: GuokuError) -> None:
+        uow, sender, receiver = arrival.uow, arrival.sender, arrival.receiver
         audit.append(uow.conn, admdiv="000000", at=self._now(), actor=f"{SYSTEM}:{receiver}",
                      action=f"receive.{kind}", outcome="refused", voucher_ref=f"msg:{message_id}",
                      detail={"sender": sender, "code": exc.code, "message": exc.message})
@@ -108,27 +181,28 @@ class Inbound:
 
     # --- the receiving party's side ------------------------------------------------------------
 
-    def _voucher(self, uow: UnitOfWork, sender: str, receiver: str, message_id: str,
-                 payload: bytes) -> Outcome:
+    def _voucher(self, arrival: Arrival, message_id: str, payload: bytes) -> Outcome:
+        uow, sender, receiver = arrival.uow, arrival.sender, arrival.receiver
         doc = from_xml(payload)  # hardened parse, XSD and domain validation
-        sender_party = repo.get_party(uow.conn, sender)
-        target = repo.get_party(uow.conn, receiver)
+        sender_party = arrival.party(sender)
+        target = arrival.party(receiver)
         if sender_party.kind is not doc.vtype.sender or target.kind not in doc.vtype.receivers:
             raise PermissionDenied(f"{doc.vt_code} does not go from a {sender_party.kind.value} "
                                    f"to a {target.kind.value}", sender=sender)
         self.lib.verifier.verify(doc, sender_party, self.lib.clock())
-        if repo.find_voucher(uow.conn, *doc.key, "in") is not None:
-            raise PermissionDenied(f"{doc.vt_code}/{doc.voucher_no} v{doc.version} was received "
-                                   "already under another message id")
         at = self._now()
-        voucher_id = repo.insert_voucher(
-            uow.conn, admdiv=doc.header["AdmDivCode"], st_year=doc.year, vt_code=doc.vt_code,
-            voucher_no=doc.voucher_no, version=doc.version, direction="in",
-            state=lifecycle.INITIAL_RECEIVED.value, amount_fen=doc.amount.fen,
-            vou_date=doc.header["VouDate"], sender_party=sender, receiver_party=receiver,
-            xml=payload, print_count=0, is_current=True, created_at=at, updated_at=at,
-        )
-        row = repo.get_voucher(uow.conn, voucher_id, None)
+        try:  # the voucher's key is unique: a second copy fails here (in this item's savepoint)
+            row = repo.insert_voucher_row(
+                uow.conn, admdiv=doc.header["AdmDivCode"], st_year=doc.year,
+                vt_code=doc.vt_code, voucher_no=doc.voucher_no, version=doc.version,
+                direction="in", state=lifecycle.INITIAL_RECEIVED.value,
+                amount_fen=doc.amount.fen, vou_date=doc.header["VouDate"], sender_party=sender,
+                receiver_party=receiver, xml=payload, print_count=0, is_current=True,
+                created_at=at, updated_at=at,
+            )
+        except Conflict as exc:
+            raise PermissionDenied(f"{doc.vt_code}/{doc.voucher_no} v{doc.version} was received "
+                                   "already under another message id") from exc
         self.lib.record(uow, f"{SYSTEM}:{sender}", None, row, "receive", None, row.state, at,
                         None)
         msg.enqueue(uow.conn, at=at, admdiv=row.admdiv, sender=receiver, receiver=sender,
@@ -138,9 +212,10 @@ class Inbound:
         paper.on_arrival(uow, self.lib, row)  # processed on paper already: the same voucher
         return "stored", {"voucher_id": row.id}
 
-    def _query(self, uow: UnitOfWork, sender: str, receiver: str, message_id: str,
-               payload: bytes) -> Outcome:
+    def _query(self, arrival: Arrival, message_id: str, payload: bytes) -> Outcome:
+        uow, sender, receiver = arrival.uow, arrival.sender, arrival.receiver
         query: msg.StatusQuery = msg.load(msg.StatusQuery, payload)
+        arrival.flush_inbox()  # a query may ask about an item of this very envelope
         seen = uow.conn.execute(select(inbox).where(inbox.c.message_id == query.ref)).first()
         answer = msg.StatusAnswer(query.ref, "unknown", None, None)
         if seen is not None and seen.outcome == "refused":
@@ -160,14 +235,10 @@ class Inbound:
     # --- the sending party's side --------------------------------------------------------------
 
     def _sent_by_ref(self, uow: UnitOfWork, ref: str, receiver_of_ref: str) -> VoucherRow:
-        found = uow.conn.execute(
-            select(outbox.c.voucher_id).where(outbox.c.message_id == ref,
-                                              outbox.c.kind == msg.VOUCHER,
-                                              outbox.c.receiver_party == receiver_of_ref)
-        ).first()
-        if found is None or found.voucher_id is None:
+        found = repo.sent_as(uow.conn, ref, msg.VOUCHER, receiver_of_ref)
+        if found is None:
             raise NotFound(f"no voucher was sent to {receiver_of_ref} as message {ref}")
-        return repo.get_voucher(uow.conn, int(found.voucher_id), None)
+        return found
 
     def _settle(self, uow: UnitOfWork, row: VoucherRow, event: Event, by: str,
                 reason: str | None = None) -> None:
@@ -182,16 +253,16 @@ class Inbound:
         self.lib.record(uow, f"{SYSTEM}:{by}", None, row, event.value, row.state,
                         new_state.value, at, reason)
 
-    def _delivered(self, uow: UnitOfWork, sender: str, receiver: str, message_id: str,
-                   payload: bytes) -> Outcome:
+    def _delivered(self, arrival: Arrival, message_id: str, payload: bytes) -> Outcome:
+        uow, sender = arrival.uow, arrival.sender
         item: msg.Delivered = msg.load(msg.Delivered, payload)
         row = self._sent_by_ref(uow, item.ref, sender)
         self._settle(uow, row, Event.DELIVER, sender)
         realtime_check(uow.conn, row, item.sm3, item.amount_fen, self._now())
         return "applied", None
 
-    def _receipt(self, uow: UnitOfWork, sender: str, receiver: str, message_id: str,
-                 payload: bytes) -> Outcome:
+    def _receipt(self, arrival: Arrival, message_id: str, payload: bytes) -> Outcome:
+        uow, sender = arrival.uow, arrival.sender
         r: msg.Receipt = msg.load(msg.Receipt, payload)
         row = repo.find_voucher(uow.conn, r.admdiv, r.st_year, r.vt_code, r.voucher_no,
                                 r.version, "out")
@@ -201,8 +272,8 @@ class Inbound:
         self._settle(uow, row, event, sender, r.reason)
         return "applied", None
 
-    def _error(self, uow: UnitOfWork, sender: str, receiver: str, message_id: str,
-               payload: bytes) -> Outcome:
+    def _error(self, arrival: Arrival, message_id: str, payload: bytes) -> Outcome:
+        uow, sender = arrival.uow, arrival.sender
         err: msg.ErrorReceipt = msg.load(msg.ErrorReceipt, payload)
         refs = [err.ref] if err.ref else [
             m for m in uow.conn.execute(select(outbox.c.message_id).where(
@@ -214,8 +285,8 @@ class Inbound:
                          f"{err.code}: {err.reason}"[:200])
         return "applied", None
 
-    def _answer(self, uow: UnitOfWork, sender: str, receiver: str, message_id: str,
-                payload: bytes) -> Outcome:
+    def _answer(self, arrival: Arrival, message_id: str, payload: bytes) -> Outcome:
+        uow, sender = arrival.uow, arrival.sender
         answer: msg.StatusAnswer = msg.load(msg.StatusAnswer, payload)
         row = self._sent_by_ref(uow, answer.ref, sender)
         if row.state not in (State.INDETERMINATE.value, State.PAPER.value):

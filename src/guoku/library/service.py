@@ -407,6 +407,11 @@ class VoucherLibrary:
         """Apply one item from a peer exactly once (see :mod:`guoku.library.inbound`)."""
         return self.inbound.receive(sender, receiver, message_id, kind, payload)
 
+    def receive_many(self, sender: str, receiver: str,
+                     items: Sequence[tuple[str, str, bytes]]) -> list[str]:
+        """Apply the (message id, kind, payload) items of one envelope in one transaction."""
+        return self.inbound.receive_many(sender, receiver, items)
+
     def sweep(self) -> int:
         """Time limits: overdue vouchers become indeterminate and are queried."""
         return self.inbound.sweep(self.clock())

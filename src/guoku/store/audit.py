@@ -3,16 +3,116 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, event, insert, select, update
 
 from guoku.domain.audit import AuditEntry, ChainBreak, StoredEntry, entry_hash, verify_chain
 from guoku.security.crypto import sm3
 from guoku.store.tables import audit_head, audit_log
 
 VERIFY_BATCH = 5000
+
+
+Head = tuple[int, str]
+"""(seq, hash) of the last entry."""
+
+
+class Batch:
+    """Several appends in one transaction that read the head once and write it once.
+
+    The first append locks and reads the head row; later ones chain on the head kept here, and
+    :func:`batched` writes it back when its block ends or the transaction commits. A savepoint
+    rolled back on the connection — by anyone — rolls the kept head back with it (savepoints
+    nest: each one pushes the head it started with), so the chain is exactly what one append at
+    a time would have made.
+    """
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self._head: Head | None = None
+        self._stored: Head | None = None
+        self._savepoints: list[tuple[Head | None, Head | None]] = []
+
+    def head(self) -> Head:
+        if self._head is None:
+            self._head = _lock_head(self.conn)
+            self._stored = self._head
+        return self._head
+
+    def advance(self, head: Head) -> None:
+        self._head = head
+
+    def flush(self) -> None:
+        if self._head is not None and self._head != self._stored:
+            _write_head(self.conn, self._head)
+            self._stored = self._head
+
+    def _savepoint(self, conn: Connection, name: str | None) -> None:
+        self._savepoints.append((self._head, self._stored))
+
+    def _release(self, conn: Connection, name: str, context: object) -> None:
+        if self._savepoints:
+            self._savepoints.pop()
+
+    def _rollback(self, conn: Connection, name: str, context: object) -> None:
+        # a head first read inside the savepoint is forgotten (its row lock went with it); a
+        # savepoint older than the batch takes all the batch kept: read the head again
+        if self._savepoints:
+            self._head, self._stored = self._savepoints.pop()
+        else:
+            self._forget(conn)
+
+    def _commit(self, conn: Connection) -> None:
+        """A commit inside the block writes the head first; the next transaction reads anew."""
+        self.flush()
+        self._forget(conn)
+
+    def _forget(self, conn: Connection) -> None:
+        self._head = self._stored = None
+        self._savepoints.clear()
+
+    @property
+    def listeners(self) -> tuple[tuple[str, Callable[..., None]], ...]:
+        return (("savepoint", self._savepoint), ("release_savepoint", self._release),
+                ("rollback_savepoint", self._rollback), ("commit", self._commit),
+                ("rollback", self._forget))
+
+
+_batch: ContextVar[Batch | None] = ContextVar("guoku_audit_batch", default=None)
+
+
+@contextmanager
+def batched(conn: Connection) -> Iterator[Batch]:
+    """Within the block, :func:`append` on ``conn`` uses one :class:`Batch`; the head is written
+    when the block ends normally or the transaction commits (an exception leaves the caller to
+    roll back)."""
+    batch = Batch(conn)
+    listeners = batch.listeners
+    for name, listener in listeners:
+        event.listen(conn, name, listener)
+    token = _batch.set(batch)
+    try:
+        yield batch
+        batch.flush()
+    finally:
+        _batch.reset(token)
+        for name, listener in listeners:
+            event.remove(conn, name, listener)
+
+
+def _lock_head(conn: Connection) -> Head:
+    head = conn.execute(
+        select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()
+    ).one()
+    return int(head.seq), str(head.hash)
+
+
+def _write_head(conn: Connection, head: Head) -> None:
+    conn.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=head[0], hash=head[1]))
 
 
 def append(
@@ -29,12 +129,14 @@ def append(
     state_after: str | None = None,
     detail: Mapping[str, Any] | None = None,
 ) -> AuditEntry:
-    """Append one entry; the head row is locked first so concurrent writers form one line."""
-    head = conn.execute(
-        select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()
-    ).one()
+    """Append one entry; the head row is locked first so concurrent writers form one line
+    (inside :func:`batched`, once per batch)."""
+    batch = _batch.get()
+    if batch is not None and batch.conn is not conn:
+        batch = None
+    seq, prev_hash = batch.head() if batch is not None else _lock_head(conn)
     entry = AuditEntry(
-        seq=int(head.seq) + 1,
+        seq=seq + 1,
         admdiv=admdiv,
         at=at,
         actor=actor,
@@ -46,15 +148,18 @@ def append(
         outcome=outcome,
         detail=json.dumps(dict(detail or {}), sort_keys=True, ensure_ascii=False),
     )
-    digest = entry_hash(entry, head.hash, sm3)
+    digest = entry_hash(entry, prev_hash, sm3)
     conn.execute(
         insert(audit_log).values(
             seq=entry.seq, admdiv=admdiv, at=at, actor=actor, post=post, action=action,
             voucher_ref=voucher_ref, state_before=state_before, state_after=state_after,
-            outcome=outcome, detail=entry.detail, prev_hash=head.hash, hash=digest,
+            outcome=outcome, detail=entry.detail, prev_hash=prev_hash, hash=digest,
         )
     )
-    conn.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=entry.seq, hash=digest))
+    if batch is not None:
+        batch.advance((entry.seq, digest))
+    else:
+        _write_head(conn, (entry.seq, digest))
     return entry
 
 

@@ -12,7 +12,15 @@ from sqlalchemy.exc import IntegrityError
 from guoku.domain.controls import Grant, Post
 from guoku.domain.errors import Conflict, NotFound
 from guoku.domain.parties import AdmDiv, Party, PartyKind
-from guoku.store.tables import admdivs, parties, user_posts, users, voucher_events, vouchers
+from guoku.store.tables import (
+    admdivs,
+    outbox,
+    parties,
+    user_posts,
+    users,
+    voucher_events,
+    vouchers,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,18 +154,33 @@ def list_users(conn: Connection, admdiv: str | None = None) -> list[User]:
 # --- vouchers --------------------------------------------------------------------------------
 
 
+def _exists_already(values: dict[str, Any]) -> Conflict:
+    return Conflict(
+        f"voucher {values['vt_code']}/{values['voucher_no']} version {values['version']} "
+        "exists already",
+        voucher_no=values["voucher_no"],
+    )
+
+
 def insert_voucher(conn: Connection, **values: Any) -> int:
     try:
         result = conn.execute(insert(vouchers).values(**values))
     except IntegrityError as exc:
-        raise Conflict(
-            f"voucher {values['vt_code']}/{values['voucher_no']} version {values['version']} "
-            "exists already",
-            voucher_no=values["voucher_no"],
-        ) from exc
+        raise _exists_already(values) from exc
     key = result.inserted_primary_key
     assert key is not None
     return int(key[0])
+
+
+def insert_voucher_row(conn: Connection, **values: Any) -> VoucherRow:
+    """Insert and hand back the stored row in the same round trip (RETURNING every column but
+    the XML, which is what the caller gave)."""
+    try:
+        row = conn.execute(insert(vouchers).values(**values).returning(
+            *(vouchers.c[c] for c in VoucherRow.__slots__ if c != "xml"))).one()
+    except IntegrityError as exc:
+        raise _exists_already(values) from exc
+    return VoucherRow(**row._asdict(), xml=values["xml"])
 
 
 def _to_row(r: Any) -> VoucherRow:
@@ -185,6 +208,16 @@ def find_voucher(
             vouchers.c.vt_code == vt_code, vouchers.c.voucher_no == voucher_no,
             vouchers.c.version == version, vouchers.c.direction == direction,
         )
+    ).first()
+    return None if row is None else _to_row(row)
+
+
+def sent_as(conn: Connection, message_id: str, kind: str, receiver: str) -> VoucherRow | None:
+    """The voucher the outbox sent to ``receiver`` as item ``message_id`` of ``kind``."""
+    row = conn.execute(
+        select(vouchers).join(outbox, outbox.c.voucher_id == vouchers.c.id).where(
+            outbox.c.message_id == message_id, outbox.c.kind == kind,
+            outbox.c.receiver_party == receiver)
     ).first()
     return None if row is None else _to_row(row)
 

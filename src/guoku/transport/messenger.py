@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from itertools import islice
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import distinct, insert, select, update
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -45,6 +45,7 @@ from guoku.transport.envelope import (
 from guoku.transport.ports import OutgoingEnvelope, TransientError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class EnvelopeKeys(Protocol):
@@ -122,8 +123,9 @@ class Messenger:
     # --- receiving ---------------------------------------------------------------------------
 
     def handle(self, body: bytes) -> None:
-        """Apply one envelope, item by item (each exactly once); refuse a bad one with an
-        error receipt. Raises TransientError when the database is unavailable."""
+        """Apply one envelope in one transaction (each item exactly once, a refused item alone
+        refused); refuse a bad envelope with an error receipt. Raises TransientError when the
+        database fails: then nothing of the envelope is applied and it is delivered again."""
         try:
             opened = open_envelope(body, my_parties=frozenset(self.node.parties),
                                    trust=self.trust, now=self.clock(), decrypt=self.keys.decrypt)
@@ -131,23 +133,19 @@ class Messenger:
             self._guarded(partial(self._reject, body, exc))
             return
         head = opened.head
-        outcomes: list[str] = []
-        for item in opened.items:
-            self._guarded(partial(self._receive, outcomes, head, item))
+        outcomes = self._guarded(partial(
+            self.library.receive_many, head.sender, head.receiver,
+            [(i.message_id, i.kind, i.payload) for i in opened.items]))
         log.info("applied envelope", extra={
             "envelope_id": head.envelope_id, "sender": head.sender, "kind": head.kind,
             "admdiv": head.admdiv, "message_ids": [i.message_id for i in opened.items],
             "outcomes": {o: outcomes.count(o) for o in sorted(set(outcomes))}})
 
-    def _receive(self, outcomes: list[str], head: Head, item: Item) -> None:
-        outcomes.append(self.library.receive(head.sender, head.receiver, item.message_id,
-                                             item.kind, item.payload))
-
     @staticmethod
-    def _guarded(work: Callable[[], object]) -> None:
+    def _guarded(work: Callable[[], T]) -> T:
         """Run ``work``; a database that is down is transient (the message is retried)."""
         try:
-            work()
+            return work()
         except (OperationalError, DBAPIError) as exc:
             raise TransientError(f"database unavailable: {exc.__class__.__name__}") from exc
 
