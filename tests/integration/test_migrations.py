@@ -42,3 +42,22 @@ def test_postgres_migrations_match_the_tables(pg_schema_url: str) -> None:
         assert _diff(engine) == []
     finally:
         engine.dispose()
+
+
+@pytest.mark.postgres
+def test_postgres_keeps_sealed_vouchers_uncompressed(pg_schema_url: str) -> None:
+    """Migration 0010: the sealed XML is stored out of line without a compression attempt."""
+    from sqlalchemy import text
+
+    engine = create_engine(pg_schema_url)
+    try:
+        upgrade(engine)
+        with engine.connect() as conn:
+            storage = dict(conn.execute(text(
+                "SELECT a.attrelid::regclass::text || '.' || a.attname, a.attstorage "
+                "FROM pg_attribute a WHERE a.attname IN ('xml', 'payload', 'body') "
+                "AND a.attrelid::regclass::text IN ('vouchers', 'outbox', 'dead_letters')"
+            )).all())
+        assert storage == {"vouchers.xml": "e", "outbox.payload": "e", "dead_letters.body": "e"}
+    finally:
+        engine.dispose()
