@@ -1,6 +1,8 @@
 """``guoku deploy up|status|down`` on the real PostgreSQL and RabbitMQ: a province comes up under
 its supervisor, a direct payment runs through it, a node process killed with SIGKILL is
-restarted, and ``down`` leaves no process, schema or queue behind."""
+restarted, the operator commands act on the deployment (``--config``: ``voucher list``, the
+paper fallback while the receiving bank's node is stopped, ``day close``), and ``down`` leaves
+no process, schema or queue behind — all on one ``deploy up``."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +25,16 @@ from sqlalchemy import create_engine, text
 from guoku import demo_flows as world
 from guoku.bank.paying import CorePayer
 from guoku.deploy.deployment import Deployment
+from guoku.deploy.local import LocalProvince
 from guoku.domain.money import Amount
 from guoku.flows import direct_payment
-from guoku.flows.desk import Desk, state_of
-from guoku.flows.model import Payment
+from guoku.flows.desk import Desk, issue, state_of
+from guoku.flows.model import DIRECT, Payment, payment_details, payment_header
+from guoku.ops.fallback import MARK_ASCII
+from guoku.store.repository import VoucherQuery, VoucherRow
 from guoku.transport.amqp import AmqpTransport
 from guoku.transport.ports import TransientError
+from guoku.xml.codec import from_xml
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.rabbitmq,
               pytest.mark.xdist_group("rabbitmq")]
@@ -38,6 +44,9 @@ C = world.COUNTY
 FIN, BANK, PBOC = Desk(f"F{C}", C, "fin"), Desk("B-ICBC", C, "icbc"), Desk("P530000", C, "pboc")
 DAY = datetime.now(UTC).strftime("%Y%m%d")
 NODES = ("finance", "pboc", "bank-icbc", "bank-abc")
+PAPER_WAIT_S = 6
+"""The deployment config's ``[fallback.types] 5201``: how long before a direct payment voucher
+may go to paper (two hours for the other types)."""
 
 
 def guoku(*args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -53,7 +62,7 @@ def guoku(*args: str, check: bool = True, timeout: float = 600) -> subprocess.Co
 
 def small_config(tmp: Path, pg_url: str, amqp_url: str, prefix: str) -> Path:
     """The demo province (deploy/demo.toml) with this test's directory, names and free ports;
-    finance as two workers over two partitions."""
+    finance as two workers over two partitions; a short paper-fallback wait for 5201."""
     province = (ROOT / "deploy" / "demo.toml").read_text().split("\n[province]\n", 1)[1]
     config = tmp / "deploy.toml"
     config.write_text(f"""[deployment]
@@ -73,6 +82,11 @@ finance = 2
 
 [deployment.web]
 enabled = true
+
+[fallback]
+default = "2h"
+[fallback.types]
+5201 = "{PAPER_WAIT_S}s"
 
 [province]
 {province}""")
@@ -119,8 +133,8 @@ def deployed(tmp_path: Path, pg_url: str, amqp_url: str) -> Iterator[tuple[Path,
             guoku("deploy", "down", "--config", str(config), "--purge", check=False)
 
 
-def test_up_flow_restart_down(deployed: tuple[Path, Deployment], pg_url: str,
-                              amqp_url: str) -> None:
+def test_up_flow_restart_operations_down(deployed: tuple[Path, Deployment], pg_url: str,
+                                         amqp_url: str, tmp_path: Path) -> None:
     config, deployment = deployed
     first = status(config)
     processes = by_name(first)
@@ -141,8 +155,9 @@ def test_up_flow_restart_down(deployed: tuple[Path, Deployment], pg_url: str,
     try:
         world.register_accounts(province)
         bank = CorePayer(world._core(), world.CLEARING)
-        ok = direct_payment.run(province, _payment("PD0001", "2000.00"), FIN, BANK, PBOC, bank)
-        assert ok.paid and state_of(province, BANK, ok.vouchers["2208"]) == "accepted"
+        before = direct_payment.run(province, _payment("PD0001", "2000.00"), FIN, BANK, PBOC,
+                                    bank)
+        assert before.paid and state_of(province, BANK, before.vouchers["2208"]) == "accepted"
 
         victim = processes["node-pboc"]["pid"]
         os.kill(victim, signal.SIGKILL)
@@ -159,6 +174,8 @@ def test_up_flow_restart_down(deployed: tuple[Path, Deployment], pg_url: str,
                   + (deployment.logs / "node-finance.1.log").read_text().splitlines()
                   if line.startswith("{")]
         assert any("PD0002" in entry.get("voucher_nos", []) for entry in logged)
+
+        operator_commands(config, province, [before.payment, ok.payment], tmp_path)
     finally:
         for node in province.assembled.values():
             node.close()
@@ -183,6 +200,70 @@ def test_up_flow_restart_down(deployed: tuple[Path, Deployment], pg_url: str,
             transport.queue_depth("pboc", 2)  # the queues are gone (passive declare fails)
     finally:
         transport.close()
+
+
+def operator_commands(config: Path, province: LocalProvince, payments: list[VoucherRow],
+                      tmp: Path) -> None:
+    """``guoku voucher list``, the paper fallback round trip and ``guoku day close`` on the
+    deployment, each a command line with ``--config``."""
+
+    def cli(*args: str) -> str:
+        return guoku(*args, "--config", str(config), timeout=180).stdout
+
+    listed = json.loads(cli("voucher", "list", "--user", FIN.entry, "--vt-code", "5201",
+                            "--json"))
+    states = {item["ref"]: item["state"] for item in listed["items"]}
+    assert {row.ref: states.get(row.ref) for row in payments} == {
+        row.ref: state_of(province, FIN, row) for row in payments}
+    assert set(states.values()) == {"accepted"}
+
+    # the agent bank's node stops answering: the voucher waits on the wire, then goes to paper
+    bank_node = by_name(status(config))["node-bank-icbc"]["pid"]
+    os.kill(bank_node, signal.SIGSTOP)
+    try:
+        wire = _payment("PAPER01", "1234.56")
+        sent = issue(province, FIN, "5201", payment_header(wire, "5201", DIRECT),
+                     payment_details(wire), receiver=BANK.party)
+        [waiting] = [w for w in json.loads(cli("fallback", "list", "--all", "--user", FIN.sealer,
+                                                "--json")) if w["id"] == sent.id]
+        opens, since = (datetime.fromisoformat(waiting[k].replace("Z", "+00:00"))
+                        for k in ("opens_at", "sent_at"))
+        assert waiting["state"] == "sent" and opens - since == timedelta(seconds=PAPER_WAIT_S)
+        wait_for(lambda: sent.id in [w["id"] for w in json.loads(cli(
+            "fallback", "list", "--user", FIN.sealer, "--json"))], 60, "the paper fallback")
+        cli("fallback", "switch", str(sent.id), "--reason", "工行节点中断，启用纸质凭证",
+            "--user", FIN.sealer)
+        assert state_of(province, FIN, sent) == "paper"
+        pdf = tmp / "paper.pdf"
+        cli("fallback", "print", str(sent.id), "--out", str(pdf), "--user", FIN.receiver)
+        assert MARK_ASCII.encode() in pdf.read_bytes()
+        assert f"{sent.ref} PRINT 1".encode() in pdf.read_bytes()
+        # the bank processed the paper and registers it
+        cli("fallback", "register", "--sender", FIN.party, "--type", "5201", "--year",
+            str(sent.st_year), "--no", sent.voucher_no, "--amount", "1234.56", "--date",
+            sent.vou_date, "--user", BANK.receiver)
+    finally:
+        os.kill(bank_node, signal.SIGCONT)
+
+    def registered() -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = json.loads(cli("fallback", "registrations", "--user",
+                                                     BANK.receiver, "--json"))
+        return found
+
+    wait_for(lambda: [(r["ref"], r["status"]) for r in registered()] == [
+        (sent.ref, "matched")], 120, "the electronic copy to arrive and match the paper")
+    province.settle()
+    assert state_of(province, FIN, sent) == "accepted"
+    wait_for(lambda: status(config)["exit"] == 0, 120, "every process healthy again")
+
+    closed = json.loads(cli("day", "close", "--date", DAY, "--county", C, "--json"))
+    assert closed["returned"] == {} and closed["accepted"] == len(closed["reports"]) >= 1
+    reports = province.library(FIN.party).query(FIN.receiver, VoucherQuery(
+        vt_code="2206", direction="in", date_from=DAY, date_to=DAY)).items
+    assert {r.ref for r in reports} <= set(closed["reports"])
+    assert {r.state for r in reports} == {"accepted"}
+    assert {line["OriVoucherNo"] for r in reports for line in from_xml(r.xml).details} == {
+        "PD0001", "PD0002", "PAPER01"}
 
 
 def _payment(no: str, amount: str) -> Payment:

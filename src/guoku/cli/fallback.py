@@ -1,37 +1,51 @@
-"""``guoku fallback``: the emergency paper procedure (应急纸质凭证) on a workspace.
+"""``guoku fallback``: the emergency paper procedure (应急纸质凭证) on a demo workspace
+(``--workdir``) or a deployment (``--config deploy.toml``, :mod:`guoku.cli._target`).
 
 ``list`` the vouchers waiting on the wire and whether their paper fallback is open; ``switch``
-one to paper (sending post, after its type's time, ``--policy FILE`` with a ``[fallback]``
-table); ``print`` it as a PDF marked 应急 / 纸质凭证 (printing post, counted); the receiver
-``register``s the paper it processed; ``registrations`` shows what was matched.
+one to paper (sending post, after its type's time: the ``[fallback]`` table of ``--policy
+FILE``, else of the deployment's config, else two hours); ``print`` it as a PDF marked
+应急 / 纸质凭证 (printing post, counted); the receiver ``register``s the paper it processed;
+``registrations`` shows what was matched.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from guoku.cli._common import JsonOption, console, print_json, table
-from guoku.cli.voucher import UserOpt, WorkdirOpt, _open
+from guoku.cli._target import ConfigOpt, WorkdirOpt, clerk, deployment_config
+from guoku.cli.voucher import UserOpt
+
+if TYPE_CHECKING:
+    from guoku.ops.fallback import FallbackPolicy
 
 app = typer.Typer(help="Emergency fallback to paper: list, switch, print, register.",
                   no_args_is_help=True)
-PolicyOpt = typer.Option(None, "--policy", help="TOML file with a [fallback] table")
+PolicyOpt = typer.Option(
+    None, "--policy", help="TOML file with a [fallback] table (default: the deployment's config)")
+
+
+def _policy(policy: Path | None, workdir: Path | None, config: Path | None) -> FallbackPolicy:
+    """``--policy``; on a deployment, the ``[fallback]`` table of its config; the defaults."""
+    from guoku.ops.fallback import FallbackPolicy
+
+    return FallbackPolicy.load(policy or deployment_config(workdir, config))
 
 
 @app.command("list")
-def list_cmd(user: str = UserOpt, workdir: Path = WorkdirOpt, policy: Path | None = PolicyOpt,
+def list_cmd(user: str = UserOpt, workdir: Path | None = WorkdirOpt,
+             config: Path | None = ConfigOpt, policy: Path | None = PolicyOpt,
              show_all: bool = typer.Option(False, "--all", help="Also those not yet due"),
              as_json: bool = JsonOption) -> None:
     """The node's vouchers on the wire (sent, indeterminate) and when paper opens for them."""
-    from guoku.ops.fallback import FallbackPolicy, overdue
+    from guoku.ops.fallback import overdue
 
-    ws, lib = _open(workdir, user)
-    try:
-        found = overdue(lib, FallbackPolicy.load(policy), lib.clock(), only_due=not show_all)
-    finally:
-        ws.close()
+    with clerk(workdir, config, user) as c:
+        found = overdue(c.library, _policy(policy, workdir, config), c.library.clock(),
+                        only_due=not show_all)
     items = [{"id": w.row.id, "ref": w.row.ref, "state": w.row.state,
               "receiver": w.row.receiver_party, "sent_at": w.sent_at, "opens_at": w.opens_at,
               "due": w.due} for w in found]
@@ -46,30 +60,25 @@ def list_cmd(user: str = UserOpt, workdir: Path = WorkdirOpt, policy: Path | Non
 
 @app.command("switch")
 def switch_cmd(voucher_id: int, reason: str = typer.Option(..., "--reason"),
-               user: str = UserOpt, workdir: Path = WorkdirOpt,
-               policy: Path | None = PolicyOpt) -> None:
+               user: str = UserOpt, workdir: Path | None = WorkdirOpt,
+               config: Path | None = ConfigOpt, policy: Path | None = PolicyOpt) -> None:
     """应急: switch a voucher to paper (refused before its type's time has passed)."""
-    from guoku.ops.fallback import FallbackPolicy, switch
+    from guoku.ops.fallback import switch
 
-    ws, lib = _open(workdir, user)
-    try:
-        row = switch(lib, FallbackPolicy.load(policy), user, voucher_id, reason)
-    finally:
-        ws.close()
+    with clerk(workdir, config, user) as c:
+        row = switch(c.library, _policy(policy, workdir, config), user, voucher_id, reason)
     console.print(f"{row.ref}: {row.state} (print it with `guoku fallback print {row.id}`)")
 
 
 @app.command("print")
 def print_cmd(voucher_id: int, out: Path = typer.Option(..., "--out", help="PDF to write"),
-              user: str = UserOpt, workdir: Path = WorkdirOpt) -> None:
+              user: str = UserOpt, workdir: Path | None = WorkdirOpt,
+              config: Path | None = ConfigOpt) -> None:
     """Print a paper voucher with the emergency mark (counted and audited)."""
     from guoku.ops.fallback import print_emergency
 
-    ws, lib = _open(workdir, user)
-    try:
-        printed = print_emergency(lib, user, voucher_id, out)
-    finally:
-        ws.close()
+    with clerk(workdir, config, user) as c:
+        printed = print_emergency(c.library, user, voucher_id, out)
     console.print(f"{printed.ref}: print no. {printed.print_no} -> {printed.path} "
                   f"(SM3 {printed.sm3[:16]}…)")
 
@@ -81,33 +90,26 @@ def register_cmd(
     voucher_no: str = typer.Option(..., "--no"), version: int = typer.Option(1, "--version"),
     amount: str = typer.Option(..., "--amount", help="Yuan, e.g. 1234.56"),
     vou_date: str = typer.Option(..., "--date", help="yyyymmdd"),
-    user: str = UserOpt, workdir: Path = WorkdirOpt,
+    user: str = UserOpt, workdir: Path | None = WorkdirOpt, config: Path | None = ConfigOpt,
 ) -> None:
     """登记: the receiver records a paper voucher it processed (receiving post)."""
     from guoku.domain.money import Amount
     from guoku.library.paper import PaperFacts
 
-    ws, lib = _open(workdir, user)
-    try:
-        record = lib.register_paper(user, PaperFacts(
+    with clerk(workdir, config, user) as c:
+        record = c.library.register_paper(user, PaperFacts(
             sender, vt_code, year, voucher_no, version, Amount.parse(amount).fen, vou_date))
-    finally:
-        ws.close()
     console.print(f"paper {record.ref} from {record.sender_party}: {record.status}")
 
 
 @app.command("registrations")
-def registrations_cmd(user: str = UserOpt, workdir: Path = WorkdirOpt,
-                      as_json: bool = JsonOption) -> None:
+def registrations_cmd(user: str = UserOpt, workdir: Path | None = WorkdirOpt,
+                      config: Path | None = ConfigOpt, as_json: bool = JsonOption) -> None:
     """The paper vouchers this node registered, and whether their electronic copy matched."""
     from guoku.library.paper import registrations
 
-    ws, lib = _open(workdir, user)
-    try:
-        with lib.engine.connect() as conn:
-            records = registrations(conn)
-    finally:
-        ws.close()
+    with clerk(workdir, config, user) as c, c.library.engine.connect() as conn:
+        records = registrations(conn)
     items = [{"id": r.id, "ref": r.ref, "sender": r.sender_party, "amount_fen": r.amount_fen,
               "date": r.vou_date, "status": r.status, "voucher_id": r.voucher_id,
               "registered_by": r.registered_by} for r in records]

@@ -1,7 +1,10 @@
 """``guoku flow``: drive the business flows on a demo workspace, each step as the right clerk.
 
 The agent bank's and the treasury's core banking systems are simulators whose state is kept in
-``WORKDIR/core/`` between commands (accounts as the demo opens them).
+``WORKDIR/core/`` between commands (accounts as the demo opens them). ``guoku day close`` also
+runs on a deployment (``--config deploy.toml``, :mod:`guoku.cli._target`): no core banking is
+involved, the bank's and finance's clerks work through their nodes' libraries here and the
+node processes carry the reports.
 """
 
 from __future__ import annotations
@@ -17,10 +20,12 @@ from typing import TYPE_CHECKING
 import typer
 
 from guoku.cli._common import JsonOption, console, print_json
+from guoku.cli._target import DEFAULT_WORKDIR, ConfigOpt, deployed_province, deployment_config
+from guoku.cli._target import WorkdirOpt as TargetWorkdirOpt
 
 if TYPE_CHECKING:
     from guoku.bank.paying import CorePayer
-    from guoku.flows.desk import Desk
+    from guoku.flows.desk import Desk, Province
     from guoku.flows.model import Payment
     from guoku.workspace import EmbeddedProvince
 
@@ -28,7 +33,7 @@ app = typer.Typer(help="Business flows: quota issue, payments, allocations, refu
                   no_args_is_help=True)
 day_app = typer.Typer(help="Day close (日终).", no_args_is_help=True)
 
-WorkdirOpt = typer.Option(Path("demo-workspace"), "--workdir", help="Demo workspace")
+WorkdirOpt = typer.Option(DEFAULT_WORKDIR, "--workdir", help="Demo workspace")
 CountyOpt = typer.Option("533103", "--county", help="Division the clerks work for")
 AmountOpt = typer.Option(..., "--amount", help="Amount, e.g. 1200.00")
 NoOpt = typer.Option(..., "--no", help="Voucher number")
@@ -157,17 +162,28 @@ def allocate(no: str = NoOpt, amount: str = AmountOpt, county: str = CountyOpt,
             d["finance"], d["pboc"], s.treasury), as_json)
 
 
+@contextmanager
+def _province(workdir: Path | None, config: Path | None) -> Iterator[Province]:
+    """The deployment's nodes (``--config``), or the workspace with its core banking."""
+    target = deployment_config(workdir, config)
+    if target is not None:
+        with deployed_province(target) as deployed:
+            yield deployed
+        return
+    with _session(workdir or DEFAULT_WORKDIR) as s:
+        yield s.province
+
+
 @day_app.command("close")
 def day_close_cmd(date: str = typer.Option(datetime.now(UTC).strftime("%Y%m%d"), "--date"),
-                  county: str = CountyOpt, workdir: Path = WorkdirOpt,
-                  as_json: bool = JsonOption) -> None:
+                  county: str = CountyOpt, workdir: Path | None = TargetWorkdirOpt,
+                  config: Path | None = ConfigOpt, as_json: bool = JsonOption) -> None:
     """Build and send the bank's daily reports of DATE; finance checks them."""
     from guoku.flows import day_close
 
     d = _desks(county)
-    with _session(workdir) as s:
-        result = day_close.close_day(s.province, d["bank"], d["finance"],
-                                     date)
+    with _province(workdir, config) as province:
+        result = day_close.close_day(province, d["bank"], d["finance"], date)
     data = {"day": date, "reports": [r.ref for r in result.reports],
             "accepted": result.accepted, "returned": result.returned}
     if as_json:

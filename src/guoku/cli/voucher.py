@@ -1,4 +1,5 @@
-"""``guoku voucher``: the voucher library service from the command line, on a demo workspace.
+"""``guoku voucher``: the voucher library service from the command line, on a demo workspace
+(``--workdir``) or a deployment (``--config deploy.toml``, :mod:`guoku.cli._target`).
 
 Every command acts as ``--user`` (the clerk) on the node that serves the clerk's party, so the
 same permission, separation-of-duties and tenant rules apply as in the web and API.
@@ -13,34 +14,13 @@ from typing import Any
 import typer
 
 from guoku.cli._common import JsonOption, console, print_json, table
-from guoku.domain.errors import NotFound
-from guoku.library.service import VoucherLibrary
-from guoku.store import repository as repo
+from guoku.cli._target import ConfigOpt, WorkdirOpt, clerk
 from guoku.store.repository import VoucherQuery, VoucherRow
-from guoku.workspace import Workspace, open_workspace
 
 app = typer.Typer(help="Vouchers: list, show, history and every lifecycle step.",
                   no_args_is_help=True)
 
-WorkdirOpt = typer.Option(Path("demo-workspace"), "--workdir", help="Demo workspace")
 UserOpt = typer.Option(..., "--user", "-u", help="Act as this clerk")
-
-
-def _open(workdir: Path, user: str) -> tuple[Workspace, VoucherLibrary]:
-    """The workspace and the library of the node that serves ``user``'s party."""
-    ws = open_workspace(workdir)
-    for node in ws.nodes.values():
-        with node.engine.connect() as conn:
-            try:
-                repo.get_user(conn, user)
-            except NotFound:
-                continue
-        return ws, node.library
-    raise typer.BadParameter(f"no node of {workdir} knows user {user}")
-
-
-def _library(workdir: Path, user: str) -> VoucherLibrary:
-    return _open(workdir, user)[1]
 
 
 def _row(row: VoucherRow) -> dict[str, Any]:
@@ -66,12 +46,14 @@ def _show(row: VoucherRow, as_json: bool) -> None:
 
 @app.command("list")
 def list_cmd(
-    user: str = UserOpt, workdir: Path = WorkdirOpt, vt_code: str | None = None,
-    state: str | None = None, page: int = 1, page_size: int = 50, as_json: bool = JsonOption,
+    user: str = UserOpt, workdir: Path | None = WorkdirOpt, config: Path | None = ConfigOpt,
+    vt_code: str | None = None, state: str | None = None, page: int = 1, page_size: int = 50,
+    as_json: bool = JsonOption,
 ) -> None:
     """Vouchers the clerk may see (own tenant and party), paginated."""
-    lib = _library(workdir, user)
-    result = lib.query(user, VoucherQuery(vt_code=vt_code, state=state), page, page_size)
+    with clerk(workdir, config, user) as c:
+        result = c.library.query(user, VoucherQuery(vt_code=vt_code, state=state), page,
+                                 page_size)
     if as_json:
         print_json({"total": result.total, "page": page, "items": [_row(r) for r in result.items]})
         return
@@ -81,11 +63,12 @@ def list_cmd(
 
 
 @app.command("show")
-def show_cmd(voucher_id: int, user: str = UserOpt, workdir: Path = WorkdirOpt,
-             xml: bool = typer.Option(False, "--xml"), as_json: bool = JsonOption) -> None:
-    lib = _library(workdir, user)
-    row = lib.get(user, voucher_id)
-    check = lib.payee_check(user, voucher_id)
+def show_cmd(voucher_id: int, user: str = UserOpt, workdir: Path | None = WorkdirOpt,
+             config: Path | None = ConfigOpt, xml: bool = typer.Option(False, "--xml"),
+             as_json: bool = JsonOption) -> None:
+    with clerk(workdir, config, user) as c:
+        row = c.library.get(user, voucher_id)
+        check = c.library.payee_check(user, voucher_id)
     if xml:
         typer.echo(row.xml.decode())
     elif as_json:
@@ -98,9 +81,10 @@ def show_cmd(voucher_id: int, user: str = UserOpt, workdir: Path = WorkdirOpt,
 
 
 @app.command("history")
-def history_cmd(voucher_id: int, user: str = UserOpt, workdir: Path = WorkdirOpt,
-                as_json: bool = JsonOption) -> None:
-    events = _library(workdir, user).history(user, voucher_id)
+def history_cmd(voucher_id: int, user: str = UserOpt, workdir: Path | None = WorkdirOpt,
+                config: Path | None = ConfigOpt, as_json: bool = JsonOption) -> None:
+    with clerk(workdir, config, user) as c:
+        events = c.library.history(user, voucher_id)
     if as_json:
         print_json(events)
         return
@@ -113,21 +97,23 @@ def history_cmd(voucher_id: int, user: str = UserOpt, workdir: Path = WorkdirOpt
 def create_cmd(
     vt_code: str, receiver: str = typer.Option(..., help="Receiving party code"),
     header: Path = typer.Option(..., help="JSON file: {field: value} and optional 'details'"),
-    user: str = UserOpt, workdir: Path = WorkdirOpt, as_json: bool = JsonOption,
+    user: str = UserOpt, workdir: Path | None = WorkdirOpt, config: Path | None = ConfigOpt,
+    as_json: bool = JsonOption,
 ) -> None:
     """录入 a voucher from a JSON file of header fields (and a 'details' list)."""
     data = json.loads(header.read_text())
     details = data.pop("details", [])
-    _show(_library(workdir, user).create(user, vt_code, data, details, receiver=receiver),
-          as_json)
+    with clerk(workdir, config, user) as c:
+        row = c.library.create(user, vt_code, data, details, receiver=receiver)
+    _show(row, as_json)
 
 
 def _step(name: str, doc: str) -> None:
-    def command(voucher_id: int, user: str = UserOpt, workdir: Path = WorkdirOpt,
-                as_json: bool = JsonOption) -> None:
-        ws, lib = _open(workdir, user)
-        row = getattr(lib, name)(user, voucher_id)
-        ws.network.pump()
+    def command(voucher_id: int, user: str = UserOpt, workdir: Path | None = WorkdirOpt,
+                config: Path | None = ConfigOpt, as_json: bool = JsonOption) -> None:
+        with clerk(workdir, config, user) as c:
+            row = getattr(c.library, name)(user, voucher_id)
+            c.pump()
         _show(row, as_json)
 
     command.__doc__ = doc
@@ -136,11 +122,11 @@ def _step(name: str, doc: str) -> None:
 
 def _step_with_reason(name: str, method: str, doc: str) -> None:
     def command(voucher_id: int, reason: str = typer.Option(..., "--reason"),
-                user: str = UserOpt, workdir: Path = WorkdirOpt,
-                as_json: bool = JsonOption) -> None:
-        ws, lib = _open(workdir, user)
-        row = getattr(lib, method)(user, voucher_id, reason)
-        ws.network.pump()
+                user: str = UserOpt, workdir: Path | None = WorkdirOpt,
+                config: Path | None = ConfigOpt, as_json: bool = JsonOption) -> None:
+        with clerk(workdir, config, user) as c:
+            row = getattr(c.library, method)(user, voucher_id, reason)
+            c.pump()
         _show(row, as_json)
 
     command.__doc__ = doc
@@ -148,7 +134,7 @@ def _step_with_reason(name: str, method: str, doc: str) -> None:
 
 
 for _name, _doc in (("check", "审核 (review) a draft."), ("seal", "盖章: stamp every position."),
-                    ("send", "发送 a sealed voucher (delivered at once in the workspace)."),
+                    ("send", "发送 a sealed voucher (delivered at once in a workspace)."),
                     ("accept", "签收 a received voucher."),
                     ("restore", "恢复 a voided voucher to draft.")):
     _step(_name, _doc)
@@ -158,7 +144,9 @@ _step_with_reason("uncheck", "uncheck", "撤销审核.")
 
 
 @app.command("print")
-def print_cmd(voucher_id: int, user: str = UserOpt, workdir: Path = WorkdirOpt) -> None:
+def print_cmd(voucher_id: int, user: str = UserOpt, workdir: Path | None = WorkdirOpt,
+              config: Path | None = ConfigOpt) -> None:
     """Count a controlled print (the PDF itself comes with the web issue)."""
-    count = _library(workdir, user).print_(user, voucher_id)
+    with clerk(workdir, config, user) as c:
+        count = c.library.print_(user, voucher_id)
     console.print(f"print no. {count}" + (" (copy)" if count > 1 else " (original)"))

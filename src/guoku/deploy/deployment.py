@@ -32,7 +32,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,11 +45,20 @@ from sqlalchemy.pool import NullPool
 from guoku.deploy.config import DeployConfig
 from guoku.deploy.local import Child, Launch, LocalProvince, free_port
 from guoku.deploy.supervisor import Supervisor
-from guoku.domain.errors import GuokuError
+from guoku.domain.errors import GuokuError, NotFound
 from guoku.logs import configure
-from guoku.node.bootstrap import DEMO_SECRETS, prepare_database, secrets_from_env
+from guoku.node.bootstrap import (
+    DEMO_SECRETS,
+    AssembledNode,
+    assemble,
+    prepare_database,
+    secrets_from_env,
+)
+from guoku.province import ProvinceSpec
 from guoku.province_config import load_province_file
+from guoku.security.certs import TrustStore
 from guoku.security.provision import Secrets, provision
+from guoku.store.repository import get_user
 
 PLAN: Final = "deployment.json"
 STATE: Final = "state.json"
@@ -243,14 +252,58 @@ class Deployment:
                                       p["last_exit"], p["health"], health))
         return rows
 
+    def province(self) -> ProvinceSpec:
+        """The province the deployment runs (the ``[province]`` of the config it came up with)."""
+        return load_province_file(Path(self.plan()["config"]))
+
+    def open_nodes(self, names: Collection[str] | None = None) -> dict[str, AssembledNode]:
+        """The deployment's nodes (``names``, or every one) assembled in this process as their
+        node processes assemble them: the node's database, sealing through the node's signing
+        server over HTTP, the deployment's trust store, the secrets from the environment.
+        What ``deploy web``, :meth:`client` and the operator commands (``--config``) act on;
+        the caller closes each."""
+        plan = self.plan()
+        province = self.province()
+        unknown = set(names or ()) - {spec.name for spec in province.nodes}
+        if unknown:
+            raise DeployError(f"no node {', '.join(sorted(unknown))} in {self.directory}")
+        trust = TrustStore.from_directory(self.security / "trust")
+        secrets = secrets_from_env()
+        opened: dict[str, AssembledNode] = {}
+        try:
+            for spec in province.nodes:
+                if names is None or spec.name in names:
+                    opened[spec.name] = assemble(
+                        self.security, spec, plan["databases"][spec.name], secrets=secrets,
+                        province=province, trust=trust, signing_url=plan["signing"][spec.name])
+        except BaseException:
+            for node in opened.values():
+                node.close()
+            raise
+        return opened
+
+    def node_serving(self, username: str) -> str | None:
+        """The node whose database knows ``username`` (clerk or administrator), or None."""
+        for name, url in self.plan()["databases"].items():
+            engine = create_engine(url, poolclass=NullPool)
+            try:
+                with engine.connect() as conn:
+                    get_user(conn, username)
+                    return str(name)
+            except NotFound:
+                continue
+            finally:
+                engine.dispose()
+        return None
+
     def client(self) -> LocalProvince:
         """The running deployment as the flows see it: every node's library in this process
-        (sealing through the deployment's signing servers), :meth:`LocalProvince.settle`."""
+        (:meth:`open_nodes`), :meth:`LocalProvince.settle`."""
         plan = self.plan()
-        province = LocalProvince(self.security, load_province_file(Path(plan["config"])),
-                                 plan["databases"], plan["broker"], plan["prefix"], self.logs,
-                                 secrets_from_env(), partitions=plan["partitions"])
-        province.attach(plan["signing"])
+        province = LocalProvince(self.security, self.province(), plan["databases"],
+                                 plan["broker"], plan["prefix"], self.logs, secrets_from_env(),
+                                 partitions=plan["partitions"])
+        province.assembled.update(self.open_nodes())
         return province
 
     # --- down ---------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 process of a deployment, over the deployment's node databases.
 
 Every node's library is assembled here as the node processes assemble theirs — same database,
-same signing-server process over HTTP — so a voucher sealed at the counter is stamped by the
+same signing-server process over HTTP (:meth:`Deployment.open_nodes`, as the operator commands
+open a deployment's node) — so a voucher sealed at the counter is stamped by the
 node's signing server and relayed by the node's workers (no in-process pump). ``GET /health``
 answers 200 ``{"status": "ok"}`` when every node database answers.
 """
@@ -11,16 +12,12 @@ from __future__ import annotations
 
 import importlib
 import logging
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import text
 
 from guoku.deploy.deployment import Deployment
 from guoku.logs import configure
-from guoku.node.bootstrap import assemble, secrets_from_env
-from guoku.province_config import load_province_file
-from guoku.security.certs import TrustStore
 
 log = logging.getLogger(__name__)
 
@@ -32,15 +29,8 @@ def serve(deployment: Deployment, host: str, port: int, log_format: str) -> None
     from guoku.web.context import WebContext
 
     configure("json" if log_format == "json" else "text")
-    plan = deployment.plan()
-    province = load_province_file(Path(plan["config"]))
-    trust = TrustStore.from_directory(deployment.security / "trust")
-    secrets = secrets_from_env()
-    nodes = {spec.name: assemble(deployment.security, spec, plan["databases"][spec.name],
-                                 secrets=secrets, province=province, trust=trust,
-                                 signing_url=plan["signing"][spec.name]).node
-             for spec in province.nodes}
-    context = WebContext(province, nodes)
+    nodes = {name: assembled.node for name, assembled in deployment.open_nodes().items()}
+    context = WebContext(deployment.province(), nodes)
     app: Any = importlib.import_module("guoku.web.app").create_app(context)
 
     def health() -> JSONResponse:
