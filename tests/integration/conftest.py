@@ -28,6 +28,30 @@ def security_material(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "security"
 
 
+class Clock:
+    """A clock the test moves by hand (time limits, fallback waits, replay windows)."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def ws(tmp_path: Path, security_material: Path, clock: Clock) -> Iterator[Workspace]:
+    """The demo province on SQLite files in ``tmp_path``, on the test's hand-moved clock."""
+    shutil.copytree(security_material, tmp_path / "security")
+    workspace = open_workspace(tmp_path, DEMO_SECRETS, demo_province(), clock=clock)
+    yield workspace
+    workspace.close()
+
+
 def _schemas(pg_url: str, names: list[str]) -> tuple[dict[str, str], list[str]]:
     admin = create_engine(pg_url)
     created = []

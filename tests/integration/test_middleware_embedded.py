@@ -3,44 +3,19 @@ nothing applied twice, bad envelopes answered with error receipts, silence settl
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import timedelta
 
-import pytest
 from lxml import etree
 from sqlalchemy import select, update
 
-from guoku.province import demo_province
 from guoku.security.crypto import sm3_hex
 from guoku.store.repository import VoucherRow
 from guoku.store.tables import outbox, rejected_envelopes, vouchers
-from guoku.workspace import DEMO_SECRETS, Workspace, open_workspace
+from guoku.workspace import Workspace
 from guoku.xml.samples import sample_document
+from tests.integration.conftest import Clock
 
 COUNTY = "533103"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def ws(tmp_path: Path, security_material: Path, clock: Clock) -> Iterator[Workspace]:
-    shutil.copytree(security_material, tmp_path / "security")
-    workspace = open_workspace(tmp_path, DEMO_SECRETS, demo_province(), clock=clock)
-    yield workspace
-    workspace.close()
 
 
 def _send(ws: Workspace, no: str, amount: str = "42.00") -> VoucherRow:

@@ -6,9 +6,7 @@ complete, booked once, and layer-1 reconciliation is clean."""
 from __future__ import annotations
 
 import json
-import shutil
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -25,50 +23,16 @@ from guoku.ops.fallback import (
     print_emergency,
     switch,
 )
-from guoku.province import demo_province
 from guoku.reconcile.layer1 import layer1
 from guoku.store import audit
 from guoku.store.repository import VoucherRow
 from guoku.store.tables import audit_log, inbox, ledger_entries, outbox, vouchers
-from guoku.workspace import DEMO_SECRETS, Workspace, open_workspace
-from guoku.xml.samples import sample_document
+from guoku.workspace import Workspace
+from tests.integration.conftest import Clock
+from tests.integration.test_middleware_embedded import _send, _state
 
 COUNTY = "533103"
 FIN, BANK = f"fin-{COUNTY}", f"icbc-{COUNTY}"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def ws(tmp_path: Path, security_material: Path, clock: Clock) -> Iterator[Workspace]:
-    shutil.copytree(security_material, tmp_path / "security")
-    workspace = open_workspace(tmp_path, DEMO_SECRETS, demo_province(), clock=clock)
-    yield workspace
-    workspace.close()
-
-
-def _send(ws: Workspace, no: str, amount: str = "42.00") -> VoucherRow:
-    fin = ws.node_for(f"F{COUNTY}").library
-    doc = sample_document("5201", voucher_no=no, amount=amount, admdiv=COUNTY)
-    row = fin.create(f"{FIN}-entry", "5201", doc.header, doc.details, receiver="B-ICBC")
-    fin.check(f"{FIN}-review", row.id)
-    fin.seal(f"{FIN}-seal", row.id)
-    return fin.send(f"{FIN}-seal", row.id)
-
-
-def _fin(ws: Workspace, row: VoucherRow) -> VoucherRow:
-    return ws.node_for(f"F{COUNTY}").library.get(f"{FIN}-entry", row.id)
 
 
 def _count(ws: Workspace, node: str, stmt: object) -> int:
@@ -103,17 +67,17 @@ def test_while_the_receiver_is_down_sending_queues_and_resumes_by_itself_exactly
     sent = [_send(ws, f"DOWN{i:04d}", f"{i + 1}.00") for i in range(12)]
     ws.network.pump()
     assert _received(ws) == 0
-    assert {_fin(ws, r).state for r in sent} == {"sent"}
+    assert {_state(ws, r).state for r in sent} == {"sent"}
     assert len(ws.network.transport.queues["bank-icbc"]) >= 1  # waiting in the receiver's queue
     clock.now += timedelta(minutes=15)  # no receipt in time: indeterminate, queried
     assert ws.nodes["finance"].library.sweep() == 12
     ws.network.pump()
-    assert {_fin(ws, r).state for r in sent} == {"indeterminate"}
+    assert {_state(ws, r).state for r in sent} == {"indeterminate"}
 
     ws.network.transport.down.discard("bank-icbc")
     ws.network.pump(duplicate=True)  # every envelope twice: still applied once
     assert _received(ws) == 12
-    assert {_fin(ws, r).state for r in sent} == {"delivered"}
+    assert {_state(ws, r).state for r in sent} == {"delivered"}
     assert _count(ws, "bank-icbc", select(func.count()).select_from(inbox)
                   .where(inbox.c.kind == "voucher", inbox.c.outcome == "stored")) == 12
     assert _layer1_breaks(ws, clock) == []
@@ -133,7 +97,7 @@ def test_while_the_senders_link_is_down_its_outbox_keeps_the_vouchers(
     ws.network.pump()
     assert _count(ws, "finance", unpublished) == 0
     assert _received(ws) == 5
-    assert {_fin(ws, r).state for r in sent} == {"delivered"}
+    assert {_state(ws, r).state for r in sent} == {"delivered"}
 
 
 # --- the paper round trip --------------------------------------------------------------------
@@ -165,7 +129,7 @@ def test_link_down_paper_print_register_link_back_reconciles_with_one_booking(
     pdf = printed.path.read_bytes()
     assert pdf.startswith(b"%PDF") and MARK_ASCII.encode() in pdf
     assert f"{row.ref} PRINT 1".encode() in pdf
-    assert printed.print_no == 1 and _fin(ws, row).print_count == 1
+    assert printed.print_no == 1 and _state(ws, row).print_count == 1
 
     record = bank.register_paper(f"{BANK}-recv", _facts(paper_row))
     assert record.status == PaperStatus.REGISTERED.value and record.voucher_id is None
@@ -180,7 +144,7 @@ def test_link_down_paper_print_register_link_back_reconciles_with_one_booking(
     copy = bank.find(f"{BANK}-recv", row.vt_code, row.st_year, row.voucher_no, row.version,
                      "in")
     assert copy.state == "accepted"
-    assert _fin(ws, row).state == "accepted"
+    assert _state(ws, row).state == "accepted"
     with ws.nodes["bank-icbc"].engine.connect() as conn:
         [matched] = registrations(conn)
         bookings = conn.execute(select(ledger_entries.c.account).where(
@@ -216,11 +180,11 @@ def test_a_paper_voucher_whose_message_was_lost_is_resent_and_matched(
     bank.register_paper(f"{BANK}-recv", _facts(row))
     ws.network.transport.down.discard("bank-icbc")
     ws.network.pump()
-    assert _received(ws) == 0 and _fin(ws, row).state == "paper"
+    assert _received(ws) == 0 and _state(ws, row).state == "paper"
     clock.now += timedelta(minutes=11)
     assert fin.sweep() == 1  # a paper voucher is still queried: the receiver never got it
     ws.network.pump()
-    assert _fin(ws, row).state == "accepted"
+    assert _state(ws, row).state == "accepted"
     assert _received(ws) == 1
     assert _layer1_breaks(ws, clock) == []
 
@@ -255,7 +219,7 @@ def test_a_paper_registered_after_the_electronic_copy_arrived_is_matched_at_once
     record = bank.register_paper(f"{BANK}-recv", _facts(row))
     assert record.status == "matched"
     ws.network.pump()
-    assert _fin(ws, row).state == "accepted"
+    assert _state(ws, row).state == "accepted"
 
 
 def test_only_a_paper_voucher_is_printed_as_an_emergency_voucher(
