@@ -20,7 +20,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -30,7 +30,7 @@ from sqlalchemy.pool import NullPool
 
 from guoku.bootstrap import build_node
 from guoku.node.bootstrap import assemble, business_hooks, resolve_node
-from guoku.province import demo_province
+from guoku.province import ProvinceSpec, demo_province
 from guoku.security.certs import TrustStore
 from guoku.security.crypto import sm3_hex
 from guoku.security.sealing import VoucherVerifier
@@ -385,23 +385,26 @@ class _NoSeals:
     seal_many = seal
 
 
-class Acceptor:
-    """The treasury's receiving desk (签收岗): accepts every voucher as it arrives.
+class Desks:
+    """The central bank's receiving desks (签收岗) of ``clerks``: accept every voucher as it
+    arrives, or return every ``return_every``-th one (by number) with a reason.
 
     Uses the library in this process against the receiver's database, as the counter would;
-    each acceptance writes a receipt to the outbox that the receiving node relays back.
+    each answer writes a receipt to the outbox that the receiving node relays back.
     """
 
-    def __init__(self, home: Path, db_url: str) -> None:
-        province = demo_province()
+    def __init__(self, home: Path, province: ProvinceSpec, db_url: str, clerks: Sequence[str],
+                 return_every: int = 0) -> None:
         spec = resolve_node(province, RECEIVER)
         # The node process holds the signing server's directory; the desk needs no seal.
         self._node = build_node(db_url, province, spec, _NoSeals(),
                                 VoucherVerifier(TrustStore.from_directory(home / "trust")),
                                 hooks=business_hooks(province.party(spec.node_party).kind))
+        self._clerks = list(clerks)
+        self._return_every = return_every
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="acceptor", daemon=True)
-        self.accepted = 0
+        self._thread = threading.Thread(target=self._run, name="desks", daemon=True)
+        self.answered = 0
         self.error: BaseException | None = None
 
     def start(self) -> None:
@@ -412,19 +415,38 @@ class Acceptor:
         waiting = VoucherQuery(state="received", direction="in")
         try:
             while not self._stop.is_set():
-                page = library.query(RECEIVING_CLERK, waiting, page=1, page_size=100)
-                for row in page.items:
-                    library.accept(RECEIVING_CLERK, row.id)
-                    self.accepted += 1
-                if not page.items:
+                busy = False
+                for clerk in self._clerks:
+                    for row in library.query(clerk, waiting, page=1, page_size=100).items:
+                        busy = True
+                        if self._returns(row.voucher_no):
+                            library.return_(clerk, row.id, "收款人账户有误")
+                        else:
+                            library.accept(clerk, row.id)
+                        self.answered += 1
+                if not busy:
                     self._stop.wait(POLL)
         except BaseException as exc:  # reported by stop(), the test fails on it
             self.error = exc
+
+    def _returns(self, voucher_no: str) -> bool:
+        return bool(self._return_every) and int(voucher_no[2:]) % self._return_every == 0
 
     def stop(self, *, check: bool = True) -> None:
         self._stop.set()
         self._thread.join(60)
         self._node.engine.dispose()
         if check:
-            assert not self._thread.is_alive(), "acceptor did not stop"
-            assert self.error is None, f"acceptor failed: {self.error!r}"
+            assert not self._thread.is_alive(), "the receiving desks did not stop"
+            assert self.error is None, f"the receiving desks failed: {self.error!r}"
+
+
+class Acceptor(Desks):
+    """The fault scenarios' one receiving desk of the demo county: accepts everything."""
+
+    def __init__(self, home: Path, db_url: str) -> None:
+        super().__init__(home, demo_province(), db_url, [RECEIVING_CLERK])
+
+    @property
+    def accepted(self) -> int:
+        return self.answered

@@ -10,7 +10,6 @@ province; the central bank's receiving desks (one per county) accept them, or re
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
@@ -18,17 +17,13 @@ from typing import Any, Final
 
 from sqlalchemy import Engine, create_engine, select
 
-from guoku.bootstrap import build_node
 from guoku.deploy.local import Child, Launch
-from guoku.node.bootstrap import assemble, business_hooks, prepare_database, resolve_node
+from guoku.node.bootstrap import assemble, prepare_database, resolve_node
 from guoku.province import ProvinceSpec
 from guoku.province_config import load_province_file
-from guoku.security.certs import TrustStore
-from guoku.security.sealing import VoucherVerifier
-from guoku.store.repository import VoucherQuery
 from guoku.store.tables import voucher_events, vouchers
 from guoku.xml.samples import sample_document
-from tests.fault.harness import POLL, Databases, db_name
+from tests.fault.harness import Databases, db_name
 
 SENDER: Final = "bank-icbc"
 RECEIVER: Final = "pboc"
@@ -84,61 +79,6 @@ def build_sent_vouchers(home: Path, province: ProvinceSpec, db_url: str, count: 
                 library.send_many(f"{desk}-seal", ids)
     finally:
         assembled.close()
-
-
-class _NoSeals:
-    def seal(self, *_args: object) -> object:
-        raise AssertionError("the receiving desk does not seal")
-
-    seal_many = seal
-
-
-class Desks:
-    """The central bank's receiving desks of every county: accept what arrives, or return every
-    ``return_every``-th voucher (by number) with a reason."""
-
-    def __init__(self, home: Path, province: ProvinceSpec, db_url: str,
-                 return_every: int = 0) -> None:
-        spec = resolve_node(province, RECEIVER)
-        self._node = build_node(db_url, province, spec, _NoSeals(),
-                                VoucherVerifier(TrustStore.from_directory(home / "trust")),
-                                hooks=business_hooks(province.party(spec.node_party).kind))
-        self._clerks = [f"pboc-{county}-recv" for county in counties_of(province)]
-        self._return_every = return_every
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="desks", daemon=True)
-        self.answered = 0
-        self.error: BaseException | None = None
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def _run(self) -> None:
-        library = self._node.library
-        waiting = VoucherQuery(state="received", direction="in")
-        try:
-            while not self._stop.is_set():
-                busy = False
-                for clerk in self._clerks:
-                    for row in library.query(clerk, waiting, page=1, page_size=100).items:
-                        busy = True
-                        number = int(row.voucher_no[2:])
-                        if self._return_every and number % self._return_every == 0:
-                            library.return_(clerk, row.id, "收款人账户有误")
-                        else:
-                            library.accept(clerk, row.id)
-                        self.answered += 1
-                if not busy:
-                    self._stop.wait(POLL)
-        except BaseException as exc:
-            self.error = exc
-
-    def stop(self, *, check: bool = True) -> None:
-        self._stop.set()
-        self._thread.join(60)
-        self._node.engine.dispose()
-        if check:
-            assert self.error is None, f"the receiving desks failed: {self.error!r}"
 
 
 class ScaleoutPair:

@@ -22,6 +22,7 @@ from guoku.province_config import load_province_file
 from guoku.security.provision import provision
 from tests.fault.harness import (
     Databases,
+    Desks,
     db_name,
     digest,
     duplicate_vouchers,
@@ -36,9 +37,9 @@ from tests.fault.harness import (
 from tests.fault.scaleout import (
     RECEIVER,
     SENDER,
-    Desks,
     ScaleoutPair,
     build_sent_vouchers,
+    counties_of,
     event_sequences,
     out_of_order,
     province_toml,
@@ -92,7 +93,9 @@ def test_two_workers_deliver_exactly_once_in_order(
 
         wait_until(shared, 60, "the receiving workers to share the partitions", pair.tails)
 
-        desks = Desks(root / "security", pair.province, pair.urls[RECEIVER], RETURN_EVERY)
+        clerks = [f"pboc-{county}-recv" for county in counties_of(pair.province)]
+        desks = Desks(root / "security", pair.province, pair.urls[RECEIVER], clerks,
+                      RETURN_EVERY)
         desks.start()
         sender, receiver = pair.engines[SENDER], pair.engines[RECEIVER]
         wait_until(lambda: received(receiver) >= VOUCHERS // 3, TIMEOUT,
