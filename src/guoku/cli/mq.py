@@ -15,23 +15,20 @@ from __future__ import annotations
 
 import base64
 import getpass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, select
 
 from guoku.cli._common import DbOption, JsonOption, console, print_json, table
 from guoku.cli.node import Broker, Prefix
-from guoku.domain.errors import Conflict, GuokuError, NotFound
-from guoku.library.ports import iso
+from guoku.domain.errors import GuokuError
 from guoku.node.partitions import partition_of
 from guoku.security.crypto import sm3_hex
-from guoku.store import audit
 from guoku.store.engine import make_engine, resolve_url
 from guoku.store.tables import dead_letters
-from guoku.store.uow import UnitOfWork
+from guoku.transport import dead_letters as dead_letters_store
 from guoku.transport.amqp import DEFAULT_DELIVERY_LIMIT, DEFAULT_PREFIX, AmqpTransport
 from guoku.transport.envelope import read_head
 
@@ -70,14 +67,6 @@ def declare_cmd(
 
 def _engine(db: str | None) -> Engine:
     return make_engine(resolve_url(db))
-
-
-def _row(engine: Engine, letter_id: int) -> Any:
-    with engine.connect() as conn:
-        row = conn.execute(select(dead_letters).where(dead_letters.c.id == letter_id)).first()
-    if row is None:
-        raise NotFound(f"no dead letter {letter_id}")
-    return row
 
 
 def _summary(row: Any) -> dict[str, Any]:
@@ -122,7 +111,7 @@ def show_cmd(
     as_json: bool = JsonOption,
 ) -> None:
     """One dead letter: why it died, the head it claims, its digest; ``--out`` saves the body."""
-    row = _row(_engine(db), letter_id)
+    row = dead_letters_store.letter(_engine(db), letter_id)
     document = {**_summary(row), "head": _head(row.body)}
     if out is not None:
         out.write_bytes(row.body)
@@ -156,26 +145,20 @@ def replay_cmd(
     """Publish the body to its queue again (confirmed by the broker), then stamp replayed_at;
     with ``--partitions``, to the partition of the envelope's division."""
     engine = _engine(db)
-    row = _row(engine, letter_id)
-    if row.replayed_at is not None and not force:
-        raise Conflict(f"dead letter {letter_id} was replayed at {row.replayed_at}; "
-                       "use --force to replay it again")
-    transport = AmqpTransport(broker, prefix=prefix)
-    try:
-        node = transport.topology.node_of_queue(row.queue)
-        partition = (None if partitions is None
-                     else partition_of(read_head(row.body).admdiv, partitions))
-        transport.replay(node, row.body, row.envelope_id, partition=partition)
-    finally:
-        transport.close()
-    at = iso(datetime.now(UTC))
-    with UnitOfWork(engine) as uow:
-        uow.conn.execute(update(dead_letters).where(dead_letters.c.id == letter_id)
-                         .values(replayed_at=at))
-        audit.append(uow.conn, admdiv="000000", at=at, actor=operator or getpass.getuser(),
-                     action="mq.replay", detail={"dead_letter": letter_id,
-                                                 "envelope": row.envelope_id, "queue": row.queue})
-        uow.commit()
+
+    def publish(queue: str, body: bytes, envelope_id: str | None) -> None:
+        transport = AmqpTransport(broker, prefix=prefix)
+        try:
+            partition = (None if partitions is None
+                         else partition_of(read_head(body).admdiv, partitions))
+            transport.replay(transport.topology.node_of_queue(queue), body, envelope_id,
+                             partition=partition)
+        finally:
+            transport.close()
+
+    at = dead_letters_store.replay(engine, letter_id, publish, operator or getpass.getuser(),
+                                   force=force)
+    row = dead_letters_store.letter(engine, letter_id)
     if as_json:
         print_json({"id": letter_id, "queue": row.queue, "replayed_at": at})
     else:
