@@ -270,3 +270,23 @@ def test_statements_agree_and_a_dropped_message_makes_them_differ(
     assert (differs.vt_code, differs.direction) == ("5201", "sent")
     assert differs.ours is not None
     assert differs.ours.count == (differs.theirs.count if differs.theirs else 0) + 1
+
+
+def test_a_batch_of_direct_payments_pays_each_and_returns_the_unpayable_alone(
+    ws: Workspace, province: EmbeddedProvince, bank: CorePayer,
+) -> None:
+    batch = [payment(f"DB{i:03d}", f"{100 + i}.00", world.SCHOOL) for i in range(6)]
+    batch[2] = payment("DB902", "7.00", world.CLOSED)
+    booked = _ledger(ws, "finance", "direct_paid")
+    results = direct_payment.run_many(province, batch, FIN, BANK, PBOC, bank)
+    assert [r.paid for r in results] == [True, True, False, True, True, True]
+    assert results[2].reason == "收款账户已销户" and set(results[2].vouchers) == {"5201", "5108"}
+    assert state_of(province, FIN, results[2].payment) == "returned"
+    for result in (r for r in results if r.paid):
+        assert len(result.vouchers) == 8
+        assert {state_of(province, FIN if row.vt_code in ("5201", "5108") else
+                         BANK if row.vt_code in ("9201", "2301", "2208") else PBOC, row)
+                for row in result.vouchers.values()} == {"accepted"}
+    paid = sum(p.amount.fen for p, r in zip(batch, results, strict=True)
+               if r.paid)
+    assert _ledger(ws, "finance", "direct_paid") - booked == paid

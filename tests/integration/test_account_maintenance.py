@@ -230,7 +230,7 @@ def test_the_directory_feeds_the_payee_check_kept_with_the_voucher(
             sender_party="F533103", receiver_party="B-ICBC", xml=b"<x/>", print_count=0,
             is_current=True, created_at="2026-03-02T09:00:00.000000Z",
             updated_at="2026-03-02T09:00:00.000000Z",
-        )
+        ).id
         assert latest_check(conn, voucher_id) is None
         record_check(conn, voucher_id, MANGSHI, check, "2026-03-02T09:00:01.000000Z")
     assert check.passed and check.name_match is NameMatch.PARTIAL

@@ -210,3 +210,29 @@ def test_a_batch_with_one_refused_voucher_changes_nothing(province: Workspace) -
     with pytest.raises(IllegalTransition):
         fin.check_many(f"fin-{MANGSHI}-review", [second.id, first.id])
     assert fin.get(f"fin-{MANGSHI}-entry", second.id).state == "draft"
+
+
+def test_a_batch_is_signed_for_by_the_receiving_clerk_alone_all_or_nothing(
+    province: Workspace,
+) -> None:
+    fin = province.node_for(f"F{MANGSHI}").library
+    sent = [_send(province, MANGSHI, _draft(province, MANGSHI, f"A{i:04d}")) for i in range(3)]
+    bank = province.node_for("B-ICBC").library
+    keys = [(s.vt_code, s.st_year, s.voucher_no, s.version) for s in sent]
+    copies = bank.find_many(f"icbc-{MANGSHI}-recv", keys, "in")
+    assert [c.voucher_no for c in copies] == [s.voucher_no for s in sent]
+    with pytest.raises(NotFound):  # another county's clerk finds none of them
+        bank.find_many(f"icbc-{RUILI}-recv", keys, "in")
+    with pytest.raises(PermissionDenied):  # the sender may not sign for its own vouchers
+        fin.accept_many(f"fin-{MANGSHI}-seal", [s.id for s in sent])
+    bank.accept(f"icbc-{MANGSHI}-recv", copies[0].id)
+    with pytest.raises(IllegalTransition):  # one already signed for: the batch changes nothing
+        bank.accept_many(f"icbc-{MANGSHI}-recv", [c.id for c in copies])
+    assert [bank.get(f"icbc-{MANGSHI}-recv", c.id).state for c in copies] == [
+        "accepted", "received", "received"]
+    accepted = bank.accept_many(f"icbc-{MANGSHI}-recv", [c.id for c in copies[1:]])
+    assert [a.state for a in accepted] == ["accepted", "accepted"]
+    province.network.pump()
+    assert {fin.get(f"fin-{MANGSHI}-entry", s.id).state for s in sent} == {"accepted"}
+    for node in province.nodes.values():
+        assert audit.verify(node.engine)[1] is None

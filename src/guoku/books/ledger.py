@@ -3,14 +3,16 @@ transaction, once per (voucher, account)."""
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, insert, select
+from typing import Final
+
+from sqlalchemy import Connection, bindparam, insert, select
 
 from guoku.domain.books import account_for
 from guoku.domain.parties import PartyKind
 from guoku.store import repository as repo
 from guoku.store.repository import VoucherRow
 from guoku.store.tables import ledger_entries
-from guoku.xml.codec import from_xml
+from guoku.xml.codec import stored_document
 
 
 class BusinessLedger:
@@ -23,14 +25,19 @@ class BusinessLedger:
         account = account_for(kind, row.direction, row.vt_code, event)
         if account is None:
             return
-        if conn.execute(select(ledger_entries.c.id).where(
-                ledger_entries.c.voucher_ref == row.ref,
-                ledger_entries.c.account == account)).first() is not None:
+        if conn.execute(_POSTED, {"ref": row.ref, "account": account}).first() is not None:
             return  # posted already (a redelivered or repeated event books once)
-        header = from_xml(row.xml).header
-        conn.execute(insert(ledger_entries).values(
-            admdiv=row.admdiv, party=party_code, account=account,
-            agency_code=header.get("AgencyCode", ""), fund_type=header.get("FundTypeCode", ""),
-            exp_func=header.get("ExpFuncCode", ""), day=row.vou_date, amount_fen=row.amount_fen,
-            voucher_ref=row.ref, at=at,
-        ))
+        header = stored_document(row.xml).header
+        conn.execute(_POST, {
+            "admdiv": row.admdiv, "party": party_code, "account": account,
+            "agency_code": header.get("AgencyCode", ""),
+            "fund_type": header.get("FundTypeCode", ""),
+            "exp_func": header.get("ExpFuncCode", ""), "day": row.vou_date,
+            "amount_fen": row.amount_fen, "voucher_ref": row.ref, "at": at,
+        })
+
+
+_POSTED: Final = select(ledger_entries.c.id).where(
+    ledger_entries.c.voucher_ref == bindparam("ref"),
+    ledger_entries.c.account == bindparam("account"))
+_POST: Final = insert(ledger_entries)

@@ -15,7 +15,7 @@ from sqlalchemy import Connection
 from guoku.domain.accounts import check_payee
 from guoku.store.accounts import directory_lookup, record_check
 from guoku.store.repository import VoucherRow
-from guoku.xml.codec import from_xml
+from guoku.xml.codec import stored_document
 
 PAYMENT_TYPES: Final = frozenset({"5201", "8202", "5207"})
 CHECKED_ON: Final = frozenset({("out", "create"), ("out", "revise"), ("in", "receive")})
@@ -26,5 +26,5 @@ class PayeeChecks:
                  at: str) -> None:
         if row.vt_code not in PAYMENT_TYPES or (row.direction, event) not in CHECKED_ON:
             return
-        check = check_payee(from_xml(row.xml).header, directory_lookup(conn, row.admdiv))
+        check = check_payee(stored_document(row.xml).header, directory_lookup(conn, row.admdiv))
         record_check(conn, row.id, row.admdiv, check, at)

@@ -23,7 +23,7 @@ from guoku.store import quota
 from guoku.store import repository as repo
 from guoku.store.repository import VoucherRow
 from guoku.store.tables import voucher_events
-from guoku.xml.codec import from_xml
+from guoku.xml.codec import stored_document
 
 QUOTA_NOTICE, UNIT_PAYMENT, REFUND_NOTICE = "5102", "8202", "2204"
 RELEASING = {"return": Outcome.RETURNED, "fail": Outcome.FAILED}
@@ -47,7 +47,7 @@ class FinanceQuota:
     def on_event(self, conn: Connection, row: VoucherRow, event: str, state_after: str,
                  at: str) -> None:
         if row.direction == "out" and row.vt_code == QUOTA_NOTICE and event == "send":
-            for key, amount in notice_lines(from_xml(row.xml)):
+            for key, amount in notice_lines(stored_document(row.xml)):
                 quota.issue(conn, key, amount, row.ref, at)
         elif row.direction == "out" and row.vt_code == UNIT_PAYMENT:
             self._payment(conn, row, event, at)
@@ -58,7 +58,7 @@ class FinanceQuota:
     def _payment(conn: Connection, row: VoucherRow, event: str, at: str) -> None:
         ref = _hold_ref(conn, row)
         if event == "send":
-            quota.hold(conn, payment_key(from_xml(row.xml)), Amount(row.amount_fen), ref, at)
+            quota.hold(conn, payment_key(stored_document(row.xml)), Amount(row.amount_fen), ref, at)
         elif event == "accept":
             quota.settle(conn, ref, at)
         elif event in RELEASING:
@@ -66,7 +66,7 @@ class FinanceQuota:
 
     @staticmethod
     def _refund(conn: Connection, row: VoucherRow, at: str) -> None:
-        doc = from_xml(row.xml)
+        doc = stored_document(row.xml)
         original = _paid_voucher(conn, row.admdiv, doc.header["OriVoucherNo"],
                                  int(doc.header["StYear"]))
         quota.refund(conn, _hold_ref(conn, original), doc.amount, row.ref, at)

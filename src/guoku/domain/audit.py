@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Final
 
 GENESIS_HASH: Final = "0" * 64
@@ -36,9 +36,13 @@ class AuditEntry:
     """Canonical JSON of extra facts (reason, error code)."""
 
 
+_ENTRY_FIELDS: Final = tuple(f.name for f in fields(AuditEntry))
+
+
 def entry_hash(entry: AuditEntry, prev_hash: str, hash_fn: HashFn) -> str:
     """SM3 over the previous hash and the canonical JSON of the entry (sorted keys, no spaces)."""
-    body = json.dumps(asdict(entry), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    facts = {name: getattr(entry, name) for name in _ENTRY_FIELDS}  # asdict() deep-copies
+    body = json.dumps(facts, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hash_fn(prev_hash.encode("ascii") + b"\n" + body.encode("utf-8")).hex()
 
 

@@ -62,14 +62,45 @@ def issue(
     return lib.send(desk.sealer, row.id)
 
 
+def issue_many(
+    province: Province, desk: Desk, vt_code: str,
+    entries: Sequence[tuple[Mapping[str, str], Sequence[Mapping[str, str]]]], receiver: str,
+) -> list[VoucherRow]:
+    """:func:`issue` for many vouchers of one type to one receiver (批量录入、审核、签章、发送):
+    the same clerks and checks, each step one transaction for all of them, the seals made in
+    one signing-server batch, the vouchers leaving in shared envelopes."""
+    if not entries:
+        return []
+    lib = province.library(desk.party)
+    ids = [row.id for row in lib.create_many(desk.entry, vt_code, entries, receiver=receiver)]
+    lib.check_many(desk.review, ids)
+    lib.seal_many(desk.sealer, ids)
+    return lib.send_many(desk.sealer, ids)
+
+
 def received(province: Province, desk: Desk, sent: VoucherRow) -> VoucherRow:
     """The receiver's copy of ``sent`` (after ``settle``)."""
+    return received_many(province, desk, [sent])[0]
+
+
+def received_many(province: Province, desk: Desk,
+                  sent: Sequence[VoucherRow]) -> list[VoucherRow]:
+    """The receiver's copies of ``sent``, in one read."""
     lib = province.library(desk.party)
     try:
-        return lib.find(desk.receiver, sent.vt_code, sent.st_year, sent.voucher_no,
-                        sent.version, "in")
+        return lib.find_many(desk.receiver, [(s.vt_code, s.st_year, s.voucher_no, s.version)
+                                             for s in sent], "in")
     except NotFound:
-        raise NotFound(f"{desk.party} has not received {sent.ref}") from None
+        missing = ", ".join(s.ref for s in sent)
+        raise NotFound(f"{desk.party} has not received all of {missing}") from None
+
+
+def accept_many(province: Province, desk: Desk, sent: Sequence[VoucherRow]) -> list[VoucherRow]:
+    """批量签收 of the receiver's copies of ``sent``: one transaction, all or none."""
+    if not sent:
+        return []
+    copies = received_many(province, desk, sent)
+    return province.library(desk.party).accept_many(desk.receiver, [c.id for c in copies])
 
 
 def answer(province: Province, desk: Desk, sent: VoucherRow,

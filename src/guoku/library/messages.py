@@ -93,8 +93,13 @@ def enqueue(
 ) -> str:
     """Write one outgoing item in the caller's transaction (transactional outbox)."""
     message_id = uuid.uuid4().hex
-    conn.execute(outbox.insert().values(
-        message_id=message_id, admdiv=admdiv, sender_party=sender, receiver_party=receiver,
-        kind=kind, vt_code=vt_code, voucher_id=voucher_id, payload=payload, created_at=at,
-    ))
+    conn.execute(_INSERT_OUTBOX, {
+        "message_id": message_id, "admdiv": admdiv, "sender_party": sender,
+        "receiver_party": receiver, "kind": kind, "vt_code": vt_code, "voucher_id": voucher_id,
+        "payload": payload, "created_at": at,
+    })
     return message_id
+
+
+_INSERT_OUTBOX: Final = outbox.insert()
+"""Built once, executed with parameters (see ``guoku.store.repository``)."""

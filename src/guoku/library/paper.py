@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from guoku.domain.controls import Action, check_permission
@@ -177,14 +177,17 @@ def register(uow: UnitOfWork, lib: VoucherLibrary, user: User, facts: PaperFacts
 def on_arrival(uow: UnitOfWork, lib: VoucherLibrary, row: VoucherRow) -> None:
     """Called as a received voucher is stored: the paper registered for it, if any, is the
     same voucher."""
-    found = uow.conn.execute(select(paper_vouchers).where(
-        paper_vouchers.c.admdiv == row.admdiv, paper_vouchers.c.st_year == row.st_year,
-        paper_vouchers.c.vt_code == row.vt_code, paper_vouchers.c.voucher_no == row.voucher_no,
-        paper_vouchers.c.version == row.version,
-        paper_vouchers.c.sender_party == row.sender_party,
-        paper_vouchers.c.status == PaperStatus.REGISTERED.value)).first()
+    found = uow.conn.execute(_REGISTERED_PAPER, {
+        key: getattr(row, key) for key in _PAPER_KEY}).first()
     if found is not None:
         match(uow, lib, _record(found), row)
+
+
+_PAPER_KEY: Final = ("admdiv", "st_year", "vt_code", "voucher_no", "version", "sender_party")
+_REGISTERED_PAPER: Final = select(paper_vouchers).where(
+    *(paper_vouchers.c[key] == bindparam(key) for key in _PAPER_KEY),
+    paper_vouchers.c.status == PaperStatus.REGISTERED.value)
+"""Built once: every received voucher asks it (see ``guoku.store.repository``)."""
 
 
 def differences(record: PaperRecord, row: VoucherRow) -> list[str]:

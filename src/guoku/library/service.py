@@ -9,7 +9,7 @@ error, changes nothing, and leaves one ``refused`` entry in the audit log.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, Final, TypeVar
 
@@ -39,7 +39,7 @@ from guoku.store import repository as repo
 from guoku.store.accounts import latest_check
 from guoku.store.repository import User, VoucherQuery, VoucherRow
 from guoku.store.uow import UnitOfWork
-from guoku.xml.codec import from_xml, to_xml
+from guoku.xml.codec import from_xml, stored_document, to_xml
 
 T = TypeVar("T")
 
@@ -59,7 +59,11 @@ def readable(user: User, row: VoucherRow) -> bool:
         return True
     return (user.party.kind is PartyKind.UNIT and row.direction == "in"
             and row.vt_code in UNIT_NOTICES
-            and from_xml(row.xml).header.get("AgencyCode") == user.party.code)
+            and stored_document(row.xml).header.get("AgencyCode") == user.party.code)
+
+
+VoucherKey = tuple[str, int, str, int]
+"""(vt_code, st_year, voucher_no, version): a voucher's key within one tenant."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +122,7 @@ class VoucherLibrary:
         self, username: str, action: Action, ref: str | None, work: Callable[[UnitOfWork], T]
     ) -> T:
         try:
-            with UnitOfWork(self.engine) as uow:
+            with UnitOfWork(self.engine) as uow, audit.batched(uow.conn):
                 result = work(uow)
                 uow.commit()
                 return result
@@ -142,7 +146,7 @@ class VoucherLibrary:
                             **values)
         self.record(uow, user.username, post, row, event.value, row.state, new_state.value, at,
                     reason)
-        return repo.get_voucher(uow.conn, row.id, None)
+        return replace(row, state=new_state.value, updated_at=at, **values)
 
     def record(
         self, uow: UnitOfWork, actor: str, post: Post | None, row: VoucherRow, event: str,
@@ -240,7 +244,7 @@ class VoucherLibrary:
             )
         xml = to_xml(doc)
         at = iso(self.clock())
-        voucher_id = repo.insert_voucher(
+        row = repo.insert_voucher(
             uow.conn, admdiv=doc.header["AdmDivCode"], st_year=doc.year, vt_code=doc.vt_code,
             voucher_no=doc.voucher_no, version=doc.version, direction="out",
             state=lifecycle.INITIAL_CREATED.value, amount_fen=doc.amount.fen,
@@ -248,7 +252,6 @@ class VoucherLibrary:
             receiver_party=target.code, xml=xml, entered_by=user.username, print_count=0,
             is_current=True, created_at=at, updated_at=at,
         )
-        row = repo.get_voucher(uow.conn, voucher_id, None)
         self.record(uow, user.username, post, row, action, None, row.state, at, None)
         return row
 
@@ -441,6 +444,17 @@ class VoucherLibrary:
         """签收: the receipt goes back to the sender in the same transaction."""
         return self._answer(username, voucher_id, Action.ACCEPT, None)
 
+    def accept_many(self, username: str, voucher_ids: Sequence[int]) -> list[VoucherRow]:
+        """批量签收: every voucher accepted and its receipt queued in one transaction, all or
+        nothing — the same checks as :meth:`accept`, voucher by voucher."""
+
+        def work(uow: UnitOfWork) -> list[VoucherRow]:
+            user = self._user(uow, username)
+            return [self.answer_in(uow, user, self._load(uow, user, i), Action.ACCEPT, None)
+                    for i in voucher_ids]
+
+        return self._run(username, Action.ACCEPT, "batch", work)
+
     def return_(self, username: str, voucher_id: int, reason: str) -> VoucherRow:
         """退回 with a reason, which travels to the sender."""
         if not reason.strip():
@@ -488,13 +502,23 @@ class VoucherLibrary:
     def find(self, username: str, vt_code: str, st_year: int, voucher_no: str, version: int,
              direction: str) -> VoucherRow:
         """A voucher by its key, within the caller's tenant and party (one indexed look-up)."""
+        return self.find_many(username, [(vt_code, st_year, voucher_no, version)], direction)[0]
+
+    def find_many(self, username: str, keys: Sequence[VoucherKey],
+                  direction: str) -> list[VoucherRow]:
+        """:meth:`find` for many (vt_code, st_year, voucher_no, version) keys in one read."""
         with UnitOfWork(self.engine) as uow:
             user = self._user(uow, username)
-            row = repo.find_voucher(uow.conn, user.admdiv.code, st_year, vt_code, voucher_no,
-                                    version, direction)
-            if row is None or user.party.code not in (row.sender_party, row.receiver_party):
-                raise NotFound(f"no voucher {vt_code}/{voucher_no} v{version} ({direction})")
-            return row
+            return [self._found(user, repo.find_voucher(uow.conn, user.admdiv.code, year, vt,
+                                                        no, version, direction), vt, no, version,
+                                direction) for vt, year, no, version in keys]
+
+    @staticmethod
+    def _found(user: User, row: VoucherRow | None, vt_code: str, voucher_no: str, version: int,
+               direction: str) -> VoucherRow:
+        if row is None or user.party.code not in (row.sender_party, row.receiver_party):
+            raise NotFound(f"no voucher {vt_code}/{voucher_no} v{version} ({direction})")
+        return row
 
     def get(self, username: str, voucher_id: int) -> VoucherRow:
         with UnitOfWork(self.engine) as uow:

@@ -6,9 +6,9 @@ import json
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, Final
 
-from sqlalchemy import Connection, Engine, event, insert, select, update
+from sqlalchemy import Connection, Engine, Insert, event, insert, select, update
 
 from guoku.domain.audit import AuditEntry, ChainBreak, StoredEntry, entry_hash, verify_chain
 from guoku.security.crypto import sm3
@@ -25,17 +25,23 @@ class Batch:
     """Several appends in one transaction that read the head once and write it once.
 
     The first append locks and reads the head row; later ones chain on the head kept here, and
-    :func:`batched` writes it back when its block ends or the transaction commits. A savepoint
-    rolled back on the connection — by anyone — rolls the kept head back with it (savepoints
-    nest: each one pushes the head it started with), so the chain is exactly what one append at
-    a time would have made.
+    :func:`batched` writes it back when its block ends or the transaction commits. The entries
+    themselves are inserted then too, in one multi-row statement: nothing reads the log inside
+    the transaction that writes it. A savepoint rolled back on the connection — by anyone —
+    rolls the kept head and the rows kept since it back with it (savepoints nest: each one
+    pushes what it started with), so the chain is exactly what one append at a time would have
+    made.
     """
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self._head: Head | None = None
         self._stored: Head | None = None
-        self._savepoints: list[tuple[Head | None, Head | None]] = []
+        self._savepoints: list[tuple[Head | None, Head | None, int]] = []
+        self._rows: list[tuple[Insert, dict[str, Any]]] = []
+
+    def defer(self, statement: Insert, row: dict[str, Any]) -> None:
+        self._rows.append((statement, row))
 
     def head(self) -> Head:
         if self._head is None:
@@ -47,12 +53,22 @@ class Batch:
         self._head = head
 
     def flush(self) -> None:
+        self._insert_rows()
         if self._head is not None and self._head != self._stored:
             _write_head(self.conn, self._head)
             self._stored = self._head
 
+    def _insert_rows(self) -> None:
+        """Each table's rows in the order they came, one executemany per table and key set."""
+        runs: dict[tuple[int, frozenset[str]], tuple[Insert, list[dict[str, Any]]]] = {}
+        for statement, row in self._rows:
+            runs.setdefault((id(statement), frozenset(row)), (statement, []))[1].append(row)
+        self._rows = []
+        for statement, rows in runs.values():
+            self.conn.execute(statement, rows)
+
     def _savepoint(self, conn: Connection, name: str | None) -> None:
-        self._savepoints.append((self._head, self._stored))
+        self._savepoints.append((self._head, self._stored, len(self._rows)))
 
     def _release(self, conn: Connection, name: str, context: object) -> None:
         if self._savepoints:
@@ -62,7 +78,8 @@ class Batch:
         # a head first read inside the savepoint is forgotten (its row lock went with it); a
         # savepoint older than the batch takes all the batch kept: read the head again
         if self._savepoints:
-            self._head, self._stored = self._savepoints.pop()
+            self._head, self._stored, kept = self._savepoints.pop()
+            del self._rows[kept:]
         else:
             self._forget(conn)
 
@@ -74,6 +91,7 @@ class Batch:
     def _forget(self, conn: Connection) -> None:
         self._head = self._stored = None
         self._savepoints.clear()
+        self._rows.clear()
 
     @property
     def listeners(self) -> tuple[tuple[str, Callable[..., None]], ...]:
@@ -104,15 +122,20 @@ def batched(conn: Connection) -> Iterator[Batch]:
             event.remove(conn, name, listener)
 
 
+_LOCK_HEAD: Final = (select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
+                     .with_for_update())
+_WRITE_HEAD: Final = update(audit_head).where(audit_head.c.id == 1)
+_INSERT_ENTRY: Final = insert(audit_log)
+"""Built once, executed with parameters (SQLAlchemy then skips building and keying them)."""
+
+
 def _lock_head(conn: Connection) -> Head:
-    head = conn.execute(
-        select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()
-    ).one()
+    head = conn.execute(_LOCK_HEAD).one()
     return int(head.seq), str(head.hash)
 
 
 def _write_head(conn: Connection, head: Head) -> None:
-    conn.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=head[0], hash=head[1]))
+    conn.execute(_WRITE_HEAD, {"seq": head[0], "hash": head[1]})
 
 
 def append(
@@ -131,9 +154,7 @@ def append(
 ) -> AuditEntry:
     """Append one entry; the head row is locked first so concurrent writers form one line
     (inside :func:`batched`, once per batch)."""
-    batch = _batch.get()
-    if batch is not None and batch.conn is not conn:
-        batch = None
+    batch = _current(conn)
     seq, prev_hash = batch.head() if batch is not None else _lock_head(conn)
     entry = AuditEntry(
         seq=seq + 1,
@@ -149,18 +170,24 @@ def append(
         detail=json.dumps(dict(detail or {}), sort_keys=True, ensure_ascii=False),
     )
     digest = entry_hash(entry, prev_hash, sm3)
-    conn.execute(
-        insert(audit_log).values(
-            seq=entry.seq, admdiv=admdiv, at=at, actor=actor, post=post, action=action,
-            voucher_ref=voucher_ref, state_before=state_before, state_after=state_after,
-            outcome=outcome, detail=entry.detail, prev_hash=prev_hash, hash=digest,
-        )
-    )
+    row = {
+        "seq": entry.seq, "admdiv": admdiv, "at": at, "actor": actor, "post": post,
+        "action": action, "voucher_ref": voucher_ref, "state_before": state_before,
+        "state_after": state_after, "outcome": outcome, "detail": entry.detail,
+        "prev_hash": prev_hash, "hash": digest,
+    }
     if batch is not None:
+        batch.defer(_INSERT_ENTRY, row)
         batch.advance((entry.seq, digest))
     else:
+        conn.execute(_INSERT_ENTRY, row)
         _write_head(conn, (entry.seq, digest))
     return entry
+
+
+def _current(conn: Connection) -> Batch | None:
+    batch = _batch.get()
+    return batch if batch is not None and batch.conn is conn else None
 
 
 def _rows(engine: Engine) -> Iterator[StoredEntry]:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
+from weakref import WeakKeyDictionary
 
-from sqlalchemy import ColumnElement, Connection, func, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from guoku.domain.controls import Grant, Post
@@ -81,7 +82,17 @@ def add_admdiv(conn: Connection, div: AdmDiv, name: str) -> None:
     )
 
 
+_known_parties: WeakKeyDictionary[Engine, dict[str, Party]] = WeakKeyDictionary()
+"""Parties read from each engine's database. A party is inserted once and never updated or
+deleted, so a committed read stays true; every library call looks several up (sender, receiver,
+the ledger's side), which made these reads a tenth of a node's statements."""
+_ADDED_PARTIES: Final = "guoku_added_parties"
+"""``Connection.info`` holds the transaction that inserted a party: reads in that transaction
+are not cached, since it may still roll back."""
+
+
 def add_party(conn: Connection, party: Party) -> None:
+    conn.info[_ADDED_PARTIES] = conn.get_transaction()
     conn.execute(
         insert(parties).values(
             code=party.code, kind=party.kind.value, name=party.name, admdiv=party.admdiv.code
@@ -89,11 +100,22 @@ def add_party(conn: Connection, party: Party) -> None:
     )
 
 
+_GET_PARTY: Final = select(parties).where(parties.c.code == bindparam("code"))
+
+
 def get_party(conn: Connection, code: str) -> Party:
-    row = conn.execute(select(parties).where(parties.c.code == code)).first()
+    adding = conn.info.get(_ADDED_PARTIES)
+    known = (None if adding is not None and adding is conn.get_transaction()
+             else _known_parties.setdefault(conn.engine, {}))
+    if known is not None and code in known:
+        return known[code]
+    row = conn.execute(_GET_PARTY, {"code": code}).first()
     if row is None:
         raise NotFound(f"no party {code}", party=code)
-    return Party(row.code, PartyKind(row.kind), row.name, AdmDiv(row.admdiv))
+    party = Party(row.code, PartyKind(row.kind), row.name, AdmDiv(row.admdiv))
+    if known is not None:
+        known[code] = party
+    return party
 
 
 def party_exists(conn: Connection, code: str) -> bool:
@@ -130,13 +152,16 @@ def grant(conn: Connection, user_id: int, post: Post, vt_code: str) -> None:
     conn.execute(insert(user_posts).values(user_id=user_id, post=post.value, vt_code=vt_code))
 
 
+_GET_USER: Final = select(users).where(users.c.username == bindparam("username"))
+_GRANTS: Final = select(user_posts.c.post, user_posts.c.vt_code).where(
+    user_posts.c.user_id == bindparam("user_id"))
+
+
 def get_user(conn: Connection, username: str) -> User:
-    row = conn.execute(select(users).where(users.c.username == username)).first()
+    row = conn.execute(_GET_USER, {"username": username}).first()
     if row is None:
         raise NotFound(f"no user {username}", user=username)
-    grants = conn.execute(
-        select(user_posts.c.post, user_posts.c.vt_code).where(user_posts.c.user_id == row.id)
-    ).all()
+    grants = conn.execute(_GRANTS, {"user_id": row.id}).all()
     return User(
         id=row.id, username=row.username, name=row.name,
         party=get_party(conn, row.party_code), admdiv=AdmDiv(row.admdiv),
@@ -162,37 +187,52 @@ def _exists_already(values: dict[str, Any]) -> Conflict:
     )
 
 
-def insert_voucher(conn: Connection, **values: Any) -> int:
+def insert_voucher(conn: Connection, **values: Any) -> VoucherRow:
+    """Insert a voucher and hand back the row as stored (built from ``values``: no read)."""
     try:
-        result = conn.execute(insert(vouchers).values(**values))
+        result = conn.execute(_INSERT_VOUCHER, values)
     except IntegrityError as exc:
         raise _exists_already(values) from exc
     key = result.inserted_primary_key
     assert key is not None
-    return int(key[0])
+    return VoucherRow(**{**dict.fromkeys(VoucherRow.__slots__), **values, "id": int(key[0])})
+
+
+_INSERT_VOUCHER: Final = insert(vouchers)
+"""Statements built once and executed with parameters: building ``.values(**kw)`` anew costs
+SQLAlchemy more than SQLite takes to run the statement."""
 
 
 def insert_voucher_row(conn: Connection, **values: Any) -> VoucherRow:
     """Insert and hand back the stored row in the same round trip (RETURNING every column but
     the XML, which is what the caller gave)."""
     try:
-        row = conn.execute(insert(vouchers).values(**values).returning(
-            *(vouchers.c[c] for c in VoucherRow.__slots__ if c != "xml"))).one()
+        row = conn.execute(_INSERT_VOUCHER_RETURNING, values).one()
     except IntegrityError as exc:
         raise _exists_already(values) from exc
     return VoucherRow(**row._asdict(), xml=values["xml"])
+
+
+_INSERT_VOUCHER_RETURNING: Final = insert(vouchers).returning(
+    *(vouchers.c[c] for c in VoucherRow.__slots__ if c != "xml"))
 
 
 def _to_row(r: Any) -> VoucherRow:
     return VoucherRow(**{c: getattr(r, c) for c in VoucherRow.__slots__})
 
 
+_GET_VOUCHER: Final = select(vouchers).where(vouchers.c.id == bindparam("voucher_id"))
+_GET_TENANTS_VOUCHER: Final = _GET_VOUCHER.where(
+    vouchers.c.admdiv.in_(bindparam("tenants", expanding=True)))
+
+
 def get_voucher(conn: Connection, voucher_id: int, tenants: Sequence[str] | None) -> VoucherRow:
     """Load one voucher; outside the caller's tenants it does not exist (no existence leak)."""
-    query = select(vouchers).where(vouchers.c.id == voucher_id)
-    if tenants is not None:
-        query = query.where(vouchers.c.admdiv.in_(tenants))
-    row = conn.execute(query).first()
+    if tenants is None:
+        row = conn.execute(_GET_VOUCHER, {"voucher_id": voucher_id}).first()
+    else:
+        row = conn.execute(_GET_TENANTS_VOUCHER,
+                           {"voucher_id": voucher_id, "tenants": list(tenants)}).first()
     if row is None:
         raise NotFound(f"no voucher {voucher_id}", voucher_id=voucher_id)
     return _to_row(row)
@@ -202,39 +242,49 @@ def find_voucher(
     conn: Connection, admdiv: str, st_year: int, vt_code: str, voucher_no: str,
     version: int, direction: str,
 ) -> VoucherRow | None:
-    row = conn.execute(
-        select(vouchers).where(
-            vouchers.c.admdiv == admdiv, vouchers.c.st_year == st_year,
-            vouchers.c.vt_code == vt_code, vouchers.c.voucher_no == voucher_no,
-            vouchers.c.version == version, vouchers.c.direction == direction,
-        )
-    ).first()
+    row = conn.execute(_FIND_VOUCHER, {
+        "admdiv": admdiv, "st_year": st_year, "vt_code": vt_code, "voucher_no": voucher_no,
+        "version": version, "direction": direction}).first()
     return None if row is None else _to_row(row)
+
+
+_FIND_VOUCHER: Final = select(vouchers).where(*(
+    vouchers.c[key] == bindparam(key)
+    for key in ("admdiv", "st_year", "vt_code", "voucher_no", "version", "direction")))
 
 
 def sent_as(conn: Connection, message_id: str, kind: str, receiver: str) -> VoucherRow | None:
     """The voucher the outbox sent to ``receiver`` as item ``message_id`` of ``kind``."""
-    row = conn.execute(
-        select(vouchers).join(outbox, outbox.c.voucher_id == vouchers.c.id).where(
-            outbox.c.message_id == message_id, outbox.c.kind == kind,
-            outbox.c.receiver_party == receiver)
-    ).first()
+    row = conn.execute(_SENT_AS, {"message_id": message_id, "kind": kind,
+                                  "receiver": receiver}).first()
     return None if row is None else _to_row(row)
+
+
+_SENT_AS: Final = select(vouchers).join(outbox, outbox.c.voucher_id == vouchers.c.id).where(
+    outbox.c.message_id == bindparam("message_id"), outbox.c.kind == bindparam("kind"),
+    outbox.c.receiver_party == bindparam("receiver"))
+
+
+_UPDATE_VOUCHER: Final = update(vouchers).where(
+    vouchers.c.id == bindparam("expected_id"), vouchers.c.state == bindparam("expected_state"))
+"""The SET clause comes from the parameters' keys (SQLAlchemy caches one per key set)."""
 
 
 def update_voucher(conn: Connection, voucher_id: int, expected_state: str, **values: Any) -> None:
     """Compare-and-set on the state: a concurrent change is a Conflict, not a lost update."""
-    result = conn.execute(
-        update(vouchers)
-        .where(vouchers.c.id == voucher_id, vouchers.c.state == expected_state)
-        .values(**values)
-    )
+    result = conn.execute(_UPDATE_VOUCHER,
+                          {**values, "expected_id": voucher_id, "expected_state": expected_state})
     if result.rowcount != 1:
         raise Conflict(f"voucher {voucher_id} changed concurrently", voucher_id=voucher_id)
 
 
+_INSERT_EVENT: Final = insert(voucher_events)
+
+
 def add_event(conn: Connection, **values: Any) -> None:
-    conn.execute(insert(voucher_events).values(**values))
+    """A voucher's event, inserted at once: business hooks count them in the same transaction
+    (a payment's quota hold is named after its sends)."""
+    conn.execute(_INSERT_EVENT, values)
 
 
 def was_sent(conn: Connection, voucher_id: int) -> bool:

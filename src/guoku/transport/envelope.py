@@ -171,8 +171,12 @@ def seal_envelope(
     _sub(root, "Cert", _b64(sender_cert.der))
     _sub(root, "Key", _b64(receiver_cert.public_key.encrypt(key)))
     _sub(root, "Body", _b64(body))
-    _sub(root, "Signature", _b64(sign(_c14n(root))))
-    data = b"<?xml version='1.0' encoding='UTF-8'?>\n" + _c14n(root)
+    signed = _c14n(root)
+    # the canonical form of the whole is the signed part with <Signature> added before the
+    # root's end tag (no namespaces, base64 text): one serialisation of the body, not two
+    signature = _c14n(_sub(etree.Element("MOF"), "Signature", _b64(sign(signed))))
+    data = (b"<?xml version='1.0' encoding='UTF-8'?>\n" + signed[:-len(_MOF_END)] + signature
+            + _MOF_END)
     if len(data) > MAX_ENVELOPE_BYTES:
         raise EnvelopeTooLarge(f"envelope of {len(data)} bytes exceeds {MAX_ENVELOPE_BYTES}")
     return data
@@ -272,13 +276,27 @@ def _sender_certificate(root: Any, head: Head, trust: TrustStore, now: datetime)
 
 def _check_signature(root: Any, cert: Certificate, head: Head) -> None:
     signature = _unb64(root[4].text, "signature")
-    signed = etree.Element("MOF", Version=FORMAT_VERSION)
-    for child in list(root)[:4]:
-        signed.append(_copy(child))
-    if not cert.public_key.is_valid_signature(signature, _c14n(signed)):
+    if not cert.public_key.is_valid_signature(signature, _signed_part(root)):
         raise EnvelopeSignatureInvalid(f"the signature of envelope {head.envelope_id} does not "
                                        f"verify with {head.sender}'s certificate",
                                        envelope_id=head.envelope_id)
+
+
+def _signed_part(root: Any) -> bytes:
+    """The canonical bytes the sender signed: ``<MOF Version="1">`` with the first four parts,
+    whatever else the received tree holds (root attributes, text or tails between the parts).
+    Built without copying the body, which holds every voucher of the envelope."""
+    head = etree.Element("MOF", Version=FORMAT_VERSION)
+    parts = []
+    for child in list(root)[:4]:
+        tail, child.tail = child.tail, None
+        parts.append(etree.tostring(child, method="c14n", exclusive=True, with_comments=False))
+        child.tail = tail
+    start = _c14n(head)[:-len(_MOF_END)]
+    return bytes(start) + b"".join(parts) + _MOF_END
+
+
+_MOF_END: Final = b"</MOF>"
 
 
 def _copy(el: Any) -> Any:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import binascii
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any, Final
 
 from lxml import etree
@@ -56,6 +57,10 @@ _decoded_heads: dict[str, tuple[str, bytes]] = {}
 """First characters -> (a canonical base64 head, its bytes), from a stamp that decoded."""
 
 
+STORED_DOCUMENTS: Final = 64
+"""Bound of :func:`stored_document`'s cache (a sealed voucher with its document is ~150 KB)."""
+
+
 def to_xml(doc: VoucherDocument) -> bytes:
     """Validate ``doc`` (domain rules, then what XML can carry) and serialise it."""
     check_serialisable(doc)
@@ -68,6 +73,16 @@ def to_xml(doc: VoucherDocument) -> bytes:
 def from_xml(data: bytes) -> VoucherDocument:
     """Parse, schema-validate and domain-validate one voucher received as XML."""
     return read_xml(data)[0]
+
+
+@lru_cache(maxsize=STORED_DOCUMENTS)
+def stored_document(data: bytes) -> VoucherDocument:
+    """:func:`from_xml` of bytes a node stored, for readers that only look (business hooks,
+    printing). A voucher's event hooks read the same stored bytes several times in one
+    transaction; the result depends on the bytes alone, and only a document that passed every
+    check is kept, so the cache can never let bad bytes through. Do not change the document
+    handed out: it is shared."""
+    return from_xml(data)
 
 
 def read_xml(data: bytes) -> tuple[VoucherDocument, dict[str, bytes]]:
