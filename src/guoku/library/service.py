@@ -169,21 +169,32 @@ class VoucherLibrary:
     def _load(self, uow: UnitOfWork, user: User, voucher_id: int) -> VoucherRow:
         """A user sees only vouchers of its own tenant (admdiv) that its party sent or received
         (or, for a unit, the notices about it: :func:`readable`)."""
-        row = repo.get_voucher(uow.conn, voucher_id, [user.admdiv.code])
-        if not readable(user, row):
-            raise NotFound(f"no voucher {voucher_id}", voucher_id=voucher_id)
-        return row
+        return self._load_many(uow, user, [voucher_id])[0]
+
+    def _load_many(self, uow: UnitOfWork, user: User,
+                   voucher_ids: Sequence[int]) -> list[VoucherRow]:
+        """:meth:`_load` of each id, in one read."""
+        rows = repo.get_vouchers(uow.conn, voucher_ids, [user.admdiv.code])
+        for row in rows:
+            if not readable(user, row):
+                raise NotFound(f"no voucher {row.id}", voucher_id=row.id)
+        return rows
 
     def _load_own(self, uow: UnitOfWork, user: User, voucher_id: int, side: str) -> VoucherRow:
         """A voucher of the user's tenant on the user's side: ``out`` = its party sent it."""
-        row = self._load(uow, user, voucher_id)
-        own = row.sender_party if side == "out" else row.receiver_party
-        if row.direction != side or own != user.party.code:
-            raise PermissionDenied(
-                f"this belongs to the {'sender' if side == 'out' else 'receiver'} of the voucher",
-                user=user.username, voucher_id=voucher_id,
-            )
-        return row
+        return self._load_own_many(uow, user, [voucher_id], side)[0]
+
+    def _load_own_many(self, uow: UnitOfWork, user: User, voucher_ids: Sequence[int],
+                       side: str) -> list[VoucherRow]:
+        rows = self._load_many(uow, user, voucher_ids)
+        for row in rows:
+            own = row.sender_party if side == "out" else row.receiver_party
+            if row.direction != side or own != user.party.code:
+                raise PermissionDenied(
+                    f"this belongs to the {'sender' if side == 'out' else 'receiver'} of the "
+                    "voucher", user=user.username, voucher_id=row.id,
+                )
+        return rows
 
     def _act(
         self, username: str, voucher_id: int, action: Action, side: str,
@@ -337,7 +348,7 @@ class VoucherLibrary:
 
         def work(uow: UnitOfWork) -> list[VoucherRow]:
             user = self._user(uow, username)
-            rows = [self._load_own(uow, user, i, "out") for i in voucher_ids]
+            rows = self._load_own_many(uow, user, voucher_ids, "out")
             for row in rows:
                 self._check_seal(user, row)
             sealed = self.sealer.seal_many([from_xml(r.xml) for r in rows], user, self.clock())
@@ -360,7 +371,8 @@ class VoucherLibrary:
     ) -> list[VoucherRow]:
         def work(uow: UnitOfWork) -> list[VoucherRow]:
             user = self._user(uow, username)
-            return [one(uow, user, self._load_own(uow, user, i, "out")) for i in voucher_ids]
+            return [one(uow, user, row)
+                    for row in self._load_own_many(uow, user, voucher_ids, "out")]
 
         return self._run(username, action, "batch", work)
 
@@ -450,8 +462,8 @@ class VoucherLibrary:
 
         def work(uow: UnitOfWork) -> list[VoucherRow]:
             user = self._user(uow, username)
-            return [self.answer_in(uow, user, self._load(uow, user, i), Action.ACCEPT, None)
-                    for i in voucher_ids]
+            return [self.answer_in(uow, user, row, Action.ACCEPT, None)
+                    for row in self._load_many(uow, user, voucher_ids)]
 
         return self._run(username, Action.ACCEPT, "batch", work)
 
