@@ -71,7 +71,9 @@ from guoku.reconcile.breaks import Break, BreakKind, Layer, Period, parse_ref
 from guoku.reconcile.merge import (
     Method,
     ascending,
+    concurrently,
     connect_all,
+    export_snapshot,
     in_schema,
     merge_groups,
     merge_runs,
@@ -143,20 +145,46 @@ def layer3(
     schemas = resolve_method(method, engines)
     roles = {FINANCE: [0], BANKS: list(range(1, len(engines) - 1)),
              TREASURY: [len(engines) - 1]}
-    with ExitStack() as stack:
-        conns = connect_all(stack, engines)
-        for check in CHECKS:
-            lefts, rights = roles[check.left_role], roles[check.right_role]
-            if schemas is not None:
-                tables = [in_schema(ledger_entries, s) for s in schemas]
-                groups = _joined(conns[0], check, [tables[i] for i in lefts],
-                                 [tables[i] for i in rights], period)
-            else:
+    if schemas is None:  # separate databases: one stream at a time through each
+        with ExitStack() as stack:
+            conns = connect_all(stack, engines)
+            for check in CHECKS:
+                lefts, rights = roles[check.left_role], roles[check.right_role]
                 groups = _merged(check, [conns[i] for i in lefts], [conns[i] for i in rights],
                                  period)
-            for xs, ys in groups:
-                yield from _group_breaks(xs, ys, check)
-        yield from _totals(conns[0], conns[1:-1], conns[-1], period)
+                for xs, ys in groups:
+                    yield from _group_breaks(xs, ys, check)
+            yield from _totals(conns[0], conns[1:-1], conns[-1], period)
+        return
+    tables = [in_schema(ledger_entries, s) for s in schemas]
+    with ExitStack() as leader:
+        yield from _side_by_side(engines, tables, roles, period,
+                                 export_snapshot(leader, engines[0]))
+
+
+def _side_by_side(engines: Sequence[Engine], tables: Sequence[Table],
+                  roles: Mapping[str, list[int]], period: Period,
+                  snapshot: str) -> Iterator[Break]:
+    """Each check its own join on its own connection (a server backend each), side by side,
+    every one reading ``snapshot``; the breaks still come in the order of :data:`CHECKS`,
+    then the totals."""
+
+    def joined(check: Check) -> Callable[[], Iterator[Break]]:
+        def run() -> Iterator[Break]:
+            with ExitStack() as stack:
+                conn = connect_all(stack, engines[:1], snapshot)[0]
+                groups = _joined(conn, check, [tables[i] for i in roles[check.left_role]],
+                                 [tables[i] for i in roles[check.right_role]], period)
+                for xs, ys in groups:
+                    yield from _group_breaks(xs, ys, check)
+        return run
+
+    def totals() -> Iterator[Break]:
+        with ExitStack() as stack:
+            conns = connect_all(stack, engines, snapshot)
+            yield from _totals(conns[0], conns[1:-1], conns[-1], period)
+
+    yield from concurrently([*(joined(check) for check in CHECKS), totals])
 
 
 # --- the sides -------------------------------------------------------------------------------

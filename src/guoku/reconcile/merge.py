@@ -20,6 +20,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import queue
+import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack
@@ -218,20 +219,36 @@ def merge_groups(
 # --- connections and schemas -----------------------------------------------------------------
 
 
-def connect_all(stack: ExitStack, engines: Sequence[Engine]) -> list[Connection]:
+def connect_all(stack: ExitStack, engines: Sequence[Engine],
+                snapshot: str | None = None) -> list[Connection]:
     """One connection per distinct database: two sides in one SQLite file share a connection
-    (a second would wait on the first's lock), the same for two engines of one URL."""
+    (a second would wait on the first's lock), the same for two engines of one URL.
+    ``snapshot`` (PostgreSQL, from :func:`export_snapshot`): every connection reads it."""
     opened: dict[str, Connection] = {}
     conns = []
     for engine in engines:
         url = engine.url.render_as_string(hide_password=False)
         if url not in opened:
-            opened[url] = _reading(stack, engine)
+            opened[url] = _reading(stack, engine, snapshot)
         conns.append(opened[url])
     return conns
 
 
-def _reading(stack: ExitStack, engine: Engine) -> Connection:
+_SNAPSHOT_ID: Final = re.compile(r"[0-9A-F]+-[0-9A-F]+-[0-9]+")
+
+
+def export_snapshot(stack: ExitStack, engine: Engine) -> str:
+    """A PostgreSQL snapshot that other transactions of the same database can read
+    (``pg_export_snapshot``): joins run side by side on their own connections still see one
+    moment of the books. It stays importable while ``stack`` is open."""
+    conn = _reading(stack, engine)
+    snapshot = str(conn.execute(text("SELECT pg_export_snapshot()")).scalar_one())
+    if not _SNAPSHOT_ID.fullmatch(snapshot):
+        raise GuokuError(f"unexpected snapshot id {snapshot!r}")
+    return snapshot
+
+
+def _reading(stack: ExitStack, engine: Engine, snapshot: str | None = None) -> Connection:
     """A connection that reads one consistent snapshot and locks no writer out.
 
     PostgreSQL: a REPEATABLE READ transaction with :data:`PG_SESSION`. A SQLite file: the
@@ -249,6 +266,8 @@ def _reading(stack: ExitStack, engine: Engine) -> Connection:
     conn = stack.enter_context(engine.connect())
     if conn.dialect.name == "postgresql":
         conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        if snapshot is not None:  # first in the transaction; the id was checked on export
+            conn.execute(text(f"SET TRANSACTION SNAPSHOT '{snapshot}'"))
         for setting in PG_SESSION:
             conn.execute(text(setting))
     return conn
