@@ -21,7 +21,7 @@ JOIN in SQL that sends back only the pairs that do not obviously agree.
 from __future__ import annotations
 
 import enum
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import ExitStack
 from datetime import datetime, timedelta
 from operator import itemgetter
@@ -38,7 +38,9 @@ from guoku.reconcile.breaks import Break, BreakKind, Layer, Period
 from guoku.reconcile.merge import (
     Method,
     ascending,
+    concurrently,
     connect_all,
+    export_snapshot,
     in_schema,
     merge_join,
     ordered,
@@ -119,22 +121,37 @@ def layer1(
         raise ValidationError("the grace period cannot be negative")
     cutoff = iso((now or system_clock()) - grace)
     schemas = resolve_method(method, [a, b])
-    with ExitStack() as stack:
-        if schemas is not None:
-            conn = connect_all(stack, [a])[0]
-            a_table, b_table = (in_schema(vouchers, s) for s in schemas)
-            ways = ((a_table, a_parties, b_table, b_parties),
-                    (b_table, b_parties, a_table, a_parties))
-            for sender, senders, receiver, receivers in ways:
-                for pair in _joined(conn, sender, receiver, senders, receivers, period):
-                    yield from classify(*pair, cutoff)
-        else:
-            a_conn, b_conn = connect_all(stack, [a, b])
-            for sender_conn, senders, receiver_conn, receivers in (
-                    (a_conn, a_parties, b_conn, b_parties),
-                    (b_conn, b_parties, a_conn, a_parties)):
-                for pair in _merged(sender_conn, receiver_conn, senders, receivers, period):
-                    yield from classify(*pair, cutoff)
+    if schemas is not None:
+        a_table, b_table = (in_schema(vouchers, s) for s in schemas)
+        with ExitStack() as leader:
+            snapshot = export_snapshot(leader, a)
+            yield from concurrently([
+                _joined_way(a, snapshot, a_table, a_parties, b_table, b_parties, period, cutoff),
+                _joined_way(a, snapshot, b_table, b_parties, a_table, a_parties, period, cutoff),
+            ])
+        return
+    with ExitStack() as stack:  # separate databases: the streaming merge, one way at a time
+        a_conn, b_conn = connect_all(stack, [a, b])
+        for sender_conn, senders, receiver_conn, receivers in (
+                (a_conn, a_parties, b_conn, b_parties),
+                (b_conn, b_parties, a_conn, a_parties)):
+            for pair in _merged(sender_conn, receiver_conn, senders, receivers, period):
+                yield from classify(*pair, cutoff)
+
+
+def _joined_way(engine: Engine, snapshot: str, sender: Table, senders: list[str],
+                receiver: Table, receivers: list[str], period: Period,
+                cutoff: str) -> Callable[[], Iterator[Break]]:
+    """One way's join (what ``senders`` sent against what ``receivers`` received) on its own
+    connection reading ``snapshot``: the two ways run side by side, one server core each."""
+
+    def run() -> Iterator[Break]:
+        with ExitStack() as stack:
+            conn = connect_all(stack, [engine], snapshot)[0]
+            for pair in _joined(conn, sender, receiver, senders, receivers, period):
+                yield from classify(*pair, cutoff)
+
+    return run
 
 
 def _codes(codes: Collection[str]) -> list[str]:
